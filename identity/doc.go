@@ -1,0 +1,39 @@
+// Package identity manages Digital IDs, the Outlook / Exchange Key
+// Management Server model done properly: one signing key and one encryption
+// key per mailbox under a name, sealed at rest under a key derived from the
+// Digital ID's password.
+//
+// What it does:
+//   - security tokens an administrator issues (single-use, bound to a mailbox
+//     and a purpose, stored only as an HMAC, consumed atomically);
+//   - enrolment with a token: keys generated, certificates issued by the
+//     built-in CA (crypto/ca), private keys sealed (crypto/seal), the
+//     encryption key escrowed as CMS EnvelopedData (RFC 5652 §6) to the CA's
+//     key-recovery certificate, all in one store transaction with the token;
+//   - acceptance of the issuing root, as Outlook's Root Store prompt: an ID is
+//     usable only after its user accepted the root;
+//   - import of keys and certificates from an external CA (PKCS#12, RFC 7292),
+//     without escrow;
+//   - the unlock cache: only the master key of an unlocked ID in memory, with
+//     idle and absolute expiry, wiped on lock, revoke and shutdown, and a
+//     growing back-off after wrong passwords;
+//   - recovery: enrolling again with a recovery token restores the escrowed
+//     encryption-key history and issues a new signing key;
+//   - the certificate directory (recipients' certificates with their
+//     S/MIME capabilities, RFC 8551 §2.5.2) and the trust store;
+//   - authentication of user calls against the upstream IMAP server
+//     (RFC 9051 LOGIN), which stays the authority over mailbox passwords.
+//
+// # Key recovery offline
+//
+// Each escrowed encryption key is a DER CMS EnvelopedData whose content is
+// the PKCS#8 private key, encrypted to the CA's key-recovery certificate.
+// The key-recovery private key is meant to stay offline: a gateway operator
+// can keep it off the machine and put it into the CA directory only while
+// a recovery enrolment runs. An administrator recovers an escrowed key by
+// hand with:
+//
+//	openssl cms -decrypt -inform DER -in escrow.der \
+//	    -recip recovery.crt -inkey recovery.key -binary -out key.der
+//	openssl pkey -inform DER -in key.der -out key.pem
+package identity
