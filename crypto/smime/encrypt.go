@@ -1,0 +1,131 @@
+package smime
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Recipient is one addressee of an encrypted message. RSA certificates get
+// key transport (PKCS#1 v1.5, or RSAES-OAEP with SHA-256 when OAEP is set);
+// EC certificates (P-256, P-384, P-521) get ECDH key agreement and ignore
+// OAEP.
+type Recipient struct {
+	Cert *x509.Certificate
+	OAEP bool
+}
+
+// EncryptOptions tunes Encrypt and EncryptEntity. The zero value is
+// AES-256-CBC with recipients named by issuer and serial number.
+type EncryptOptions struct {
+	Cipher Cipher // AES256CBC (default), AES128GCM or AES256GCM
+	// SubjectKeyID names recipients by subjectKeyIdentifier instead of
+	// issuerAndSerialNumber, for certificates that carry one.
+	SubjectKeyID bool
+}
+
+// ErrNoRecipients: Encrypt was called without recipients.
+var ErrNoRecipients = errors.New("smime: no recipients to encrypt to")
+
+// EncryptEntity encrypts a MIME entity (or any content) to every recipient
+// and returns the DER of a ContentInfo holding an EnvelopedData (CBC
+// ciphers) or an AuthEnvelopedData (GCM, RFC 5083/5084). The result is
+// built in one buffer of its final size and the content is encrypted in
+// place there, so memory use is about one copy of the content.
+func EncryptEntity(entity []byte, to []Recipient, opts EncryptOptions) ([]byte, error) {
+	if len(to) == 0 {
+		return nil, ErrNoRecipients
+	}
+	ci, ok := opts.Cipher.info()
+	if !ok || !ci.outbound {
+		return nil, fmt.Errorf("%w: %s is not offered for encryption (use aes256-cbc, aes128-gcm or aes256-gcm)", ErrUnsupportedAlgorithm, opts.Cipher)
+	}
+	cek := make([]byte, ci.keyLen)
+	defer clear(cek)
+	if _, err := rand.Read(cek); err != nil {
+		return nil, err
+	}
+	ris := make([][]byte, 0, len(to))
+	version := 0
+	for i, r := range to {
+		if r.Cert == nil {
+			return nil, fmt.Errorf("recipient %d: no certificate", i)
+		}
+		var ri []byte
+		var v int
+		var err error
+		switch pub := r.Cert.PublicKey.(type) {
+		case *rsa.PublicKey:
+			ri, v, err = buildKTRI(r, pub, cek, opts.SubjectKeyID)
+		case *ecdsa.PublicKey:
+			ecPub, perr := ecdhPublicKey(r.Cert)
+			if perr != nil {
+				return nil, perr
+			}
+			ri, err = buildKARI(r, ecPub, cek, opts.SubjectKeyID)
+			v = 3
+		default:
+			return nil, fmt.Errorf("%w: recipient %s has a %T key (RSA or EC needed)", ErrUnsupportedAlgorithm, r.Cert.Subject, pub)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v != 0 {
+			version = 2 // RFC 5652 §6.1: any non-v0 RecipientInfo
+		}
+		ris = append(ris, ri)
+	}
+	if ci.aead {
+		return sealAuthEnveloped(opts.Cipher, cek, ris, entity)
+	}
+	return sealEnveloped(opts.Cipher, cek, ris, version, entity)
+}
+
+func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, entity []byte) ([]byte, error) {
+	ci, _ := c.info()
+	block, err := aes.NewCipher(cek)
+	if err != nil {
+		return nil, err
+	}
+	iv := make([]byte, aes.BlockSize)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(ci.oid)
+		b.AddASN1OctetString(iv)
+	})
+	algID := b.BytesOrPanic()
+	padLen := aes.BlockSize - len(entity)%aes.BlockSize
+	f := buildEnvelopeFrame(false, version, ris, algID, len(entity)+padLen, 0)
+	ct := f.buf[f.start:f.end]
+	copy(ct, entity)
+	for i := len(entity); i < len(ct); i++ {
+		ct[i] = byte(padLen)
+	}
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
+	return f.buf, nil
+}
+
+func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, entity []byte) ([]byte, error) {
+	nonce := make([]byte, gcmNonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	// AuthEnvelopedData is version 0 whatever its RecipientInfos are (RFC 5083 §2.1).
+	f := buildEnvelopeFrame(true, 0, ris, gcmAlgorithmID(c, nonce), len(entity), gcmTagSize)
+	copy(f.buf[f.start:f.end], entity)
+	if err := sealGCM(cek, nonce, f); err != nil {
+		return nil, err
+	}
+	return f.buf, nil
+}

@@ -1,0 +1,108 @@
+package smime
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+const testEntity = "Content-Type: text/plain; charset=us-ascii\r\n\r\nHello S/MIME envelope\r\n"
+
+func TestRoundTripEveryCipherAndKeyType(t *testing.T) {
+	keys := testKeys(t)
+	type kt struct {
+		key  string
+		oaep bool
+		km   string
+	}
+	kinds := []kt{
+		{"rsa", false, "rsa-pkcs1v15"},
+		{"rsa", true, "rsa-oaep-sha256"},
+		{"p256", false, "ecdh-sha256kdf"},
+		{"p384", false, "ecdh-sha256kdf"},
+	}
+	for _, c := range OutboundCiphers() {
+		for _, k := range kinds {
+			for _, size := range []int{0, 1, 15, 16, 17, 4096} {
+				name := fmt.Sprintf("%s/%s-oaep=%v/%d", c, k.key, k.oaep, size)
+				t.Run(name, func(t *testing.T) {
+					content := bytes.Repeat([]byte("x"), size)
+					copy(content, testEntity)
+					der, err := EncryptEntity(content, []Recipient{{Cert: keys[k.key].cert, OAEP: k.oaep}}, EncryptOptions{Cipher: c})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if bytes.Contains(der, []byte("Hello S/MIME")) && size > 30 {
+						t.Fatal("plaintext visible in the envelope")
+					}
+					d, err := DecryptDER(der, []KeyPair{keys[k.key].pair()})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(d.Entity, content) {
+						t.Fatalf("content differs: got %d bytes, want %d", len(d.Entity), len(content))
+					}
+					if d.Cipher != c || d.Authenticated != c.AEAD() || d.KeyManagement != k.km || d.Recipient != keys[k.key].cert {
+						t.Fatalf("result %+v", d)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestSeveralRecipientsEachDecrypts(t *testing.T) {
+	keys := testKeys(t)
+	to := []Recipient{
+		{Cert: keys["rsa"].cert},
+		{Cert: keys["rsa2"].cert, OAEP: true},
+		{Cert: keys["p256"].cert},
+		{Cert: keys["p384"].cert},
+	}
+	for _, c := range OutboundCiphers() {
+		for _, ski := range []bool{false, true} {
+			der, err := EncryptEntity([]byte(testEntity), to, EncryptOptions{Cipher: c, SubjectKeyID: ski})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"rsa", "rsa2", "p256", "p384"} {
+				d, err := DecryptDER(der, []KeyPair{keys[name].pair()})
+				if err != nil {
+					t.Fatalf("%s ski=%v %s: %v", c, ski, name, err)
+				}
+				if string(d.Entity) != testEntity || d.Recipient != keys[name].cert {
+					t.Fatalf("%s ski=%v %s: wrong result", c, ski, name)
+				}
+			}
+		}
+	}
+}
+
+func TestWrongKey(t *testing.T) {
+	keys := testKeys(t)
+	for _, c := range OutboundCiphers() {
+		der, err := EncryptEntity([]byte(testEntity), []Recipient{{Cert: keys["rsa"].cert}, {Cert: keys["p256"].cert}}, EncryptOptions{Cipher: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A certificate that is not among the recipients.
+		if _, err := DecryptDER(der, []KeyPair{keys["rsa2"].pair(), keys["p384"].pair()}); !errors.Is(err, ErrNoMatchingRecipient) {
+			t.Fatalf("%s: other certificate: %v", c, err)
+		}
+		// The right certificate with the wrong private key: the RSA step
+		// must not fail visibly; the content fails with the one error.
+		if _, err := DecryptDER(der, []KeyPair{{Cert: keys["rsa"].cert, Key: keys["rsa2"].key}}); !errors.Is(err, ErrDecryptFailed) {
+			t.Fatalf("%s: wrong RSA key: %v", c, err)
+		}
+		wrongEC := keys["p256"].key.(*ecdsa.PrivateKey)
+		other, _ := ecdsa.GenerateKey(wrongEC.Curve, nil)
+		if other == nil {
+			other = wrongEC
+		}
+		if _, err := DecryptDER(der, []KeyPair{{Cert: keys["p256"].cert, Key: other}}); !errors.Is(err, ErrDecryptFailed) {
+			t.Fatalf("%s: wrong EC key: %v", c, err)
+		}
+	}
+}
