@@ -1,0 +1,240 @@
+package smime
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// ErrBadSigner means the signing certificate and key cannot sign: one is
+// missing, they do not belong together, or the key type is unsupported.
+var ErrBadSigner = errors.New("smime: unusable signing certificate or key")
+
+// SignOptions says who signs and how.
+type SignOptions struct {
+	Cert *x509.Certificate // signing certificate
+	// Key is the private key of Cert. Only its Sign method is used
+	// (PKCS#1 v1.5 for RSA, ECDSA), so keys held elsewhere plug in.
+	Key crypto.Signer
+	// Chain holds issuing CAs to include, nearest first.
+	Chain []*x509.Certificate
+	// EncryptionCert, when set, is included and named in the
+	// SMIMEEncryptionKeyPreference attributes so replies are encrypted to it.
+	EncryptionCert *x509.Certificate
+	// Opaque produces application/pkcs7-mime signed-data instead of
+	// multipart/signed.
+	Opaque bool
+	// Now gives the signingTime; nil means time.Now.
+	Now func() time.Time
+}
+
+// Sign signs a whole RFC 5322 message (CRLF or LF line ends). The outer
+// header fields (From, To, Subject, Date, Message-ID, …) stay outside;
+// the MIME entity is canonicalised and signed, giving multipart/signed
+// with a detached SHA-256 signature (RFC 8551 §3.5.3), or with
+// opts.Opaque application/pkcs7-mime; smime-type=signed-data (§3.5.2).
+// The output has CRLF line ends.
+func Sign(w io.Writer, msg []byte, opts SignOptions) error {
+	outer, entity, err := SplitMessage(msg)
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	signed, err := SignEntity(entity, opts)
+	if err != nil {
+		return err
+	}
+	return Compose(w, outer, signed)
+}
+
+// SignEntity signs a MIME entity and returns the signed entity: a
+// multipart/signed whose first part is the canonicalised entity, or with
+// opts.Opaque an application/pkcs7-mime entity.
+func SignEntity(entity []byte, opts SignOptions) ([]byte, error) {
+	canon, err := Canonicalize(entity)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	der, err := SignedData(canon, opts, !opts.Opaque)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(len(canon) + len(der)*4/3 + 1024)
+	if opts.Opaque {
+		b.WriteString("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n" +
+			"Content-Transfer-Encoding: base64\r\n" +
+			"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n")
+		writeBase64Lines(&b, der)
+		return b.Bytes(), nil
+	}
+	boundary, err := newBoundary(canon)
+	if err != nil {
+		return nil, err
+	}
+	b.WriteString("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n" +
+		"\tboundary=\"" + boundary + "\"\r\n\r\n" +
+		"This is an S/MIME signed message\r\n\r\n" +
+		"--" + boundary + "\r\n")
+	b.Write(canon)
+	b.WriteString("\r\n--" + boundary + "\r\n" +
+		"Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n")
+	writeBase64Lines(&b, der)
+	b.WriteString("\r\n--" + boundary + "--\r\n")
+	return b.Bytes(), nil
+}
+
+// newBoundary returns a random boundary that does not occur in content.
+func newBoundary(content []byte) (string, error) {
+	for {
+		var r [12]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return "", fmt.Errorf("sign: boundary: %w", err)
+		}
+		bd := "----=_smimeproxy_" + hex.EncodeToString(r[:])
+		if !bytes.Contains(content, []byte(bd)) {
+			return bd, nil
+		}
+	}
+}
+
+// SignedData returns a DER ContentInfo holding a SignedData (RFC 5652 §5)
+// over content: SHA-256, one SignerInfo identified by issuer and serial
+// number, the signed attributes of signedAttributes, and the certificates
+// signer, encryption certificate and chain. detached leaves the content out.
+func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error) {
+	sigAlg, err := checkSigner(opts)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	digest := sha256.Sum256(content)
+	attrs, err := signedAttributes(digest[:], now(), opts.EncryptionCert)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	// The signature covers the attributes DER-encoded as a SET OF
+	// (RFC 5652 §5.4), not the [0] IMPLICIT form stored in the SignerInfo.
+	toSign := cryptobyte.NewBuilder(nil)
+	toSign.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
+		for _, a := range attrs {
+			s.AddBytes(a)
+		}
+	})
+	setDER, err := toSign.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("sign: encode attributes: %w", err)
+	}
+	h := sha256.Sum256(setDER)
+	sig, err := opts.Key.Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("sign: signing key: %w", err)
+	}
+
+	certs := [][]byte{opts.Cert.Raw}
+	addCert := func(c *x509.Certificate) {
+		for _, have := range certs {
+			if bytes.Equal(have, c.Raw) {
+				return
+			}
+		}
+		certs = append(certs, c.Raw)
+	}
+	if opts.EncryptionCert != nil {
+		addCert(opts.EncryptionCert)
+	}
+	for _, c := range opts.Chain {
+		if c != nil {
+			addCert(c)
+		}
+	}
+
+	tag0 := cbasn1.Tag(0).ContextSpecific().Constructed()
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(content)+len(sig)+4096))
+	b.AddASN1(cbasn1.SEQUENCE, func(ci *cryptobyte.Builder) {
+		ci.AddASN1ObjectIdentifier(oidSigSignedData)
+		ci.AddASN1(tag0, func(e *cryptobyte.Builder) {
+			e.AddASN1(cbasn1.SEQUENCE, func(sd *cryptobyte.Builder) {
+				sd.AddASN1Int64(1)
+				sd.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
+					s.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(oidSigSHA256) })
+				})
+				sd.AddASN1(cbasn1.SEQUENCE, func(ec *cryptobyte.Builder) {
+					ec.AddASN1ObjectIdentifier(oidSigData)
+					if !detached {
+						ec.AddASN1(tag0, func(x *cryptobyte.Builder) { x.AddASN1OctetString(content) })
+					}
+				})
+				sd.AddASN1(tag0, func(c *cryptobyte.Builder) {
+					for _, raw := range certs {
+						c.AddBytes(raw)
+					}
+				})
+				sd.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
+					s.AddASN1(cbasn1.SEQUENCE, func(si *cryptobyte.Builder) {
+						si.AddASN1Int64(1)
+						si.AddASN1(cbasn1.SEQUENCE, func(ias *cryptobyte.Builder) {
+							ias.AddBytes(opts.Cert.RawIssuer)
+							ias.AddASN1BigInt(opts.Cert.SerialNumber)
+						})
+						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(oidSigSHA256) })
+						si.AddASN1(tag0, func(s *cryptobyte.Builder) {
+							for _, a := range attrs {
+								s.AddBytes(a)
+							}
+						})
+						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) {
+							a.AddASN1ObjectIdentifier(sigAlg)
+							if sigAlg.Equal(oidSigRSA) {
+								a.AddASN1NULL()
+							}
+						})
+						si.AddASN1OctetString(sig)
+					})
+				})
+			})
+		})
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("sign: encode SignedData: %w", err)
+	}
+	return der, nil
+}
+
+// checkSigner checks that opts can sign and returns the signature
+// algorithm OID for the key: rsaEncryption (PKCS#1 v1.5, as RFC 5754 §3.2
+// and OpenSSL use) or ecdsa-with-SHA256.
+func checkSigner(opts SignOptions) (asn1.ObjectIdentifier, error) {
+	if opts.Cert == nil || opts.Key == nil {
+		return nil, fmt.Errorf("%w: a certificate and its private key are both needed", ErrBadSigner)
+	}
+	pub, ok := opts.Key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(opts.Cert.PublicKey) {
+		return nil, fmt.Errorf("%w: the private key does not belong to the certificate %q", ErrBadSigner, opts.Cert.Subject.String())
+	}
+	switch opts.Cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return oidSigRSA, nil
+	case *ecdsa.PublicKey:
+		return oidSigECDSA256, nil
+	}
+	return nil, fmt.Errorf("%w: %T keys are not supported for S/MIME signing; use RSA or ECDSA", ErrBadSigner, opts.Cert.PublicKey)
+}

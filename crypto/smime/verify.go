@@ -1,0 +1,476 @@
+package smime
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	_ "crypto/md5" // registers MD5 so old signatures can be checked and flagged
+	"crypto/rsa"
+	_ "crypto/sha1" // registers SHA-1 for the same reason
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+)
+
+// Sentinel errors of verification. A signature that does not verify is not
+// an error but a VerifyResult with Valid false.
+var (
+	ErrNotSigned          = errors.New("smime: message is not S/MIME signed")
+	ErrMalformedSignature = errors.New("smime: malformed signature data")
+)
+
+// VerifyOptions says what to trust and when.
+type VerifyOptions struct {
+	Roots *x509.CertPool // trusted roots; nil trusts nothing
+	// Intermediates are used for chain building besides the certificates
+	// the message carries.
+	Intermediates []*x509.Certificate
+	Now           time.Time // zero means time.Now()
+	From          string    // address to compare with the signer's; default: the From header
+}
+
+// VerifyResult is what Verify found. Valid means the signature is intact,
+// the signer's chain reaches a root and the key usage fits; everything
+// else is reported beside it for the caller to decide on.
+type VerifyResult struct {
+	Signer       *x509.Certificate
+	Chain        []*x509.Certificate // signer first, root last; nil without a chain
+	Valid        bool
+	Reasons      []string // why not valid, plus warnings (address, weak algorithms)
+	FromMatches  bool     // the From address is one of the signer certificate's addresses
+	Weak         []string // weak algorithms used: "SHA-1 digest", "RSA-1024 key", …
+	Certificates []*x509.Certificate
+	// EncryptionCert is the certificate named by SMIMEEncryptionKeyPreference
+	// (RFC 8551 or Microsoft attribute), nil when absent or not included.
+	EncryptionCert *x509.Certificate
+	Capabilities   []Capability
+	SigningTime    time.Time
+	Entity         []byte // the signed entity, CRLF line ends
+	Opaque         bool   // signed-data (application/pkcs7-mime) rather than multipart/signed
+}
+
+// Verify checks a signed RFC 5322 message, detached (multipart/signed) or
+// opaque (application/pkcs7-mime signed-data), CRLF or LF line ends. It
+// returns an error only when the input is not a signed message or cannot
+// be parsed.
+func Verify(msg []byte, opts VerifyOptions) (*VerifyResult, error) {
+	outer, entity, err := SplitMessage(msg)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	from := opts.From
+	if from == "" {
+		from = outer.Get("From")
+	}
+	return verifyEntity(entity, from, opts)
+}
+
+// VerifyEntity checks a signed MIME entity (the inside of a message, as
+// returned by decryption); from is the address the signer should have.
+func VerifyEntity(entity []byte, from string, opts VerifyOptions) (*VerifyResult, error) {
+	return verifyEntity(ToCRLF(entity), from, opts)
+}
+
+func verifyEntity(entity []byte, from string, opts VerifyOptions) (*VerifyResult, error) {
+	e, err := ParseEntity(entity)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	var der, content []byte
+	res := &VerifyResult{}
+	kind := Classify(e.Header.Get("Content-Type"))
+	if (kind == Enveloped || kind == Unknown) && e.Params["smime-type"] == "" {
+		// Without smime-type only the CMS content type tells (RFC 8551 §3.2.2).
+		if d, err := signatureBytes(e); err == nil && isSignedData(d) {
+			kind = SignedOpaque
+		}
+	}
+	switch kind {
+	case Signed:
+		if len(e.Parts) != 2 {
+			return nil, fmt.Errorf("verify: %w: multipart/signed with %d parts instead of 2", ErrMalformedMIME, len(e.Parts))
+		}
+		content = e.Parts[0].Raw
+		if der, err = signatureBytes(e.Parts[1]); err != nil {
+			return nil, fmt.Errorf("verify: signature part: %w", err)
+		}
+	case SignedOpaque:
+		res.Opaque = true
+		if der, err = signatureBytes(e); err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("verify: %w (Content-Type %q)", ErrNotSigned, e.MediaType)
+	}
+	p7, err := pkcs7.Parse(der)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w: %v", ErrMalformedSignature, err)
+	}
+	if len(p7.Signers) == 0 {
+		return nil, fmt.Errorf("verify: %w: no signer (or an encoding this parser does not read)", ErrMalformedSignature)
+	}
+	if res.Opaque {
+		content = p7.Content
+		res.Entity = ToCRLF(content)
+	} else {
+		res.Entity = content
+	}
+	res.Certificates = p7.Certificates
+	sigOK := true
+	for i, si := range p7.Signers {
+		attrs := make([]rawAttr, 0, len(si.AuthenticatedAttributes))
+		for _, a := range si.AuthenticatedAttributes {
+			attrs = append(attrs, rawAttr{Type: a.Type, Value: a.Value})
+		}
+		ias := issuerAndSerial{Issuer: si.IssuerAndSerialNumber.IssuerName, Serial: si.IssuerAndSerialNumber.SerialNumber}
+		sigAlg := algID{Algorithm: si.DigestEncryptionAlgorithm.Algorithm, Parameters: si.DigestEncryptionAlgorithm.Parameters}
+		cert, ok, reasons, weak := checkSignerInfo(p7.Certificates, ias, si.DigestAlgorithm.Algorithm, sigAlg,
+			attrs, si.EncryptedDigest, content)
+		res.Reasons = append(res.Reasons, reasons...)
+		res.Weak = append(res.Weak, weak...)
+		sigOK = sigOK && ok
+		if i == 0 {
+			res.Signer = cert
+			readAttributes(res, attrs, p7.Certificates)
+		}
+	}
+	if res.Signer == nil {
+		return res, nil
+	}
+	chainOK := checkChain(res, opts)
+	usageOK := checkUsage(res)
+	checkAddress(res, from)
+	res.Valid = sigOK && chainOK && usageOK
+	return res, nil
+}
+
+// signatureBytes returns the DER of a pkcs7-signature or pkcs7-mime part,
+// accepting base64 with any line ends and white space, or raw binary.
+func signatureBytes(e *Entity) ([]byte, error) {
+	body, err := e.Body()
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 && body[0] != 0x30 && body[0] != 0x80 {
+		// Some senders omit Content-Transfer-Encoding: base64.
+		if dec, err := DecodeBase64(body); err == nil {
+			body = dec
+		}
+	}
+	if len(body) == 0 || body[0] != 0x30 {
+		return nil, fmt.Errorf("%w: not a DER or BER SEQUENCE", ErrMalformedSignature)
+	}
+	return body, nil
+}
+
+// isSignedData reports whether a (BER or DER) ContentInfo holds SignedData.
+func isSignedData(der []byte) bool {
+	// SEQUENCE (any length form), then the OID; enough to tell types apart.
+	want, _ := asn1.Marshal(oidSigSignedData)
+	i := 1
+	if len(der) < 2 {
+		return false
+	}
+	switch l := der[1]; {
+	case l == 0x80 || l < 0x80:
+		i = 2
+	default:
+		i = 2 + int(l&0x7f)
+	}
+	return len(der) >= i+len(want) && string(der[i:i+len(want)]) == string(want)
+}
+
+// rawAttr mirrors the attributes pkcs7.Parse returns.
+type rawAttr struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+// encodeSignedAttrs rebuilds the DER SET OF the signature covers, keeping
+// the order in which the attributes arrived (their DER order when the
+// sender followed DER).
+func encodeSignedAttrs(attrs []rawAttr) ([]byte, error) {
+	var body []byte
+	for _, a := range attrs {
+		enc, err := asn1.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		body = append(body, enc...)
+	}
+	return asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: body})
+}
+
+func findAttr(attrs []rawAttr, oid asn1.ObjectIdentifier) ([]byte, bool) {
+	for _, a := range attrs {
+		if a.Type.Equal(oid) {
+			return a.Value.Bytes, true // the contents of the SET: the first (only) value
+		}
+	}
+	return nil, false
+}
+
+// checkSignerInfo verifies one SignerInfo over content and returns the
+// signer certificate (nil if not in the message), whether the signature
+// holds, the reasons it does not, and weak algorithms seen.
+func checkSignerInfo(certs []*x509.Certificate, ias issuerAndSerial, digestOID asn1.ObjectIdentifier,
+	alg algID, attrs []rawAttr, sig, content []byte) (*x509.Certificate, bool, []string, []string) {
+	var weak, reasons []string
+	var cert *x509.Certificate
+	for _, c := range certs {
+		if ias.matches(c) {
+			cert = c
+			break
+		}
+	}
+	if cert == nil {
+		return nil, false, []string{"the signer's certificate is not in the message"}, nil
+	}
+	hash, hname, ok := digestHash(digestOID)
+	if !ok {
+		return cert, false, []string{fmt.Sprintf("unsupported digest algorithm %v", digestOID)}, nil
+	}
+	if hash == crypto.SHA1 || hash == crypto.MD5 {
+		weak = append(weak, hname+" digest")
+	}
+	if pub, ok := cert.PublicKey.(*rsa.PublicKey); ok && pub.N.BitLen() < 2048 {
+		weak = append(weak, fmt.Sprintf("RSA-%d key", pub.N.BitLen()))
+	}
+	h := hash.New()
+	h.Write(content)
+	contentDigest := h.Sum(nil)
+	signed := content
+	if len(attrs) > 0 {
+		md, ok := findAttr(attrs, oidAttrMessageDigst)
+		var digest []byte
+		if ok {
+			_, err := asn1.Unmarshal(md, &digest)
+			ok = err == nil
+		}
+		if !ok {
+			return cert, false, append(reasons, "signed attributes lack a messageDigest"), weak
+		}
+		if subtle.ConstantTimeCompare(digest, contentDigest) != 1 {
+			return cert, false, append(reasons, "the content was changed after signing (message digest mismatch)"), weak
+		}
+		if ct, ok := findAttr(attrs, oidAttrContentType); ok {
+			var oid asn1.ObjectIdentifier
+			if _, err := asn1.Unmarshal(ct, &oid); err != nil || !oid.Equal(oidSigData) {
+				return cert, false, append(reasons, "contentType attribute is not id-data"), weak
+			}
+		}
+		var err error
+		if signed, err = encodeSignedAttrs(attrs); err != nil {
+			return cert, false, append(reasons, "signed attributes cannot be encoded"), weak
+		}
+	}
+	if err := checkSignatureValue(cert, alg, hash, signed, sig); err != nil {
+		return cert, false, append(reasons, "the signature does not verify: "+err.Error()), weak
+	}
+	return cert, true, reasons, weak
+}
+
+func digestHash(oid asn1.ObjectIdentifier) (crypto.Hash, string, bool) {
+	switch {
+	case oid.Equal(oidSigSHA256):
+		return crypto.SHA256, "SHA-256", true
+	case oid.Equal(oidSigSHA384):
+		return crypto.SHA384, "SHA-384", true
+	case oid.Equal(oidSigSHA512):
+		return crypto.SHA512, "SHA-512", true
+	case oid.Equal(oidSigSHA224):
+		return crypto.SHA224, "SHA-224", true
+	case oid.Equal(oidSigSHA1):
+		return crypto.SHA1, "SHA-1", true
+	case oid.Equal(oidSigMD5):
+		return crypto.MD5, "MD5", true
+	}
+	return 0, "", false
+}
+
+// checkSignatureValue checks sig over signed with the certificate's key.
+// It uses crypto/rsa and crypto/ecdsa directly rather than
+// x509.CheckSignature, which refuses SHA-1 outright: such signatures are
+// verified and flagged weak instead.
+func checkSignatureValue(cert *x509.Certificate, alg algID, hash crypto.Hash, signed, sig []byte) error {
+	h := hash.New()
+	h.Write(signed)
+	hashed := h.Sum(nil)
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		switch {
+		case alg.Algorithm.Equal(oidSigRSAPSS):
+			return rsa.VerifyPSS(pub, pssHash(alg, hash), hashed, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		case alg.Algorithm.Equal(oidSigRSA), alg.Algorithm.Equal(oidSigRSASHA1), alg.Algorithm.Equal(oidSigRSASHA256),
+			alg.Algorithm.Equal(oidSigRSASHA384), alg.Algorithm.Equal(oidSigRSASHA512), alg.Algorithm.Equal(oidSigRSASHA224),
+			alg.Algorithm.Equal(oidSigRSAMD5):
+			return rsa.VerifyPKCS1v15(pub, hash, hashed, sig)
+		}
+	case *ecdsa.PublicKey:
+		switch {
+		case alg.Algorithm.Equal(oidSigECPublic), alg.Algorithm.Equal(oidSigECDSASHA1), alg.Algorithm.Equal(oidSigECDSA224),
+			alg.Algorithm.Equal(oidSigECDSA256), alg.Algorithm.Equal(oidSigECDSA384), alg.Algorithm.Equal(oidSigECDSA512):
+			if !ecdsa.VerifyASN1(pub, hashed, sig) {
+				return errors.New("ECDSA verification failure")
+			}
+			return nil
+		}
+	default:
+		return fmt.Errorf("unsupported public key type %T", cert.PublicKey)
+	}
+	return fmt.Errorf("signature algorithm %v does not fit a %T", alg.Algorithm, cert.PublicKey)
+}
+
+// pssHash reads the hash of RSASSA-PSS-params; absent means SHA-1 (RFC 4055).
+func pssHash(alg algID, fallback crypto.Hash) crypto.Hash {
+	var p struct {
+		Hash algID `asn1:"explicit,optional,tag:0"`
+	}
+	if len(alg.Parameters.FullBytes) == 0 {
+		return crypto.SHA1
+	}
+	if _, err := asn1.Unmarshal(alg.Parameters.FullBytes, &p); err != nil {
+		return fallback
+	}
+	if len(p.Hash.Algorithm) == 0 {
+		return crypto.SHA1
+	}
+	if h, _, ok := digestHash(p.Hash.Algorithm); ok {
+		return h
+	}
+	return fallback
+}
+
+// readAttributes fills signingTime, capabilities and the preferred
+// encryption certificate from the first signer's signed attributes.
+func readAttributes(res *VerifyResult, attrs []rawAttr, certs []*x509.Certificate) {
+	if v, ok := findAttr(attrs, oidAttrSigningTime); ok {
+		var t time.Time
+		if _, err := asn1.Unmarshal(v, &t); err == nil {
+			res.SigningTime = t
+		}
+	}
+	if v, ok := findAttr(attrs, oidAttrSMIMECaps); ok {
+		if caps, err := parseCapabilities(v); err == nil {
+			res.Capabilities = caps
+		} else {
+			res.Reasons = append(res.Reasons, "warning: unreadable SMIMECapabilities attribute")
+		}
+	}
+	for _, a := range []struct {
+		oid asn1.ObjectIdentifier
+		ms  bool
+	}{{oidAttrEncKeyPref, false}, {oidAttrMSEncKeyPref, true}} {
+		v, ok := findAttr(attrs, a.oid)
+		if !ok || res.EncryptionCert != nil {
+			continue
+		}
+		for _, c := range certs {
+			if encKeyPrefMatches(v, a.ms, c) {
+				res.EncryptionCert = c
+				break
+			}
+		}
+	}
+}
+
+// checkChain builds a chain from the signer to opts.Roots using the
+// message's certificates and opts.Intermediates.
+func checkChain(res *VerifyResult, opts VerifyOptions) bool {
+	if opts.Roots == nil {
+		res.Reasons = append(res.Reasons, "no trusted roots given; the signer cannot be trusted")
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range res.Certificates {
+		inter.AddCert(c)
+	}
+	for _, c := range opts.Intermediates {
+		inter.AddCert(c)
+	}
+	vo := x509.VerifyOptions{Roots: opts.Roots, Intermediates: inter, CurrentTime: opts.Now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
+	chains, err := res.Signer.Verify(vo)
+	if err != nil {
+		res.Reasons = append(res.Reasons, "the signer's certificate chain is not trusted: "+err.Error())
+		return false
+	}
+	res.Chain = chains[0]
+	// Checked apart from chain building so the reason says what is wrong.
+	vo.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+	if _, err := res.Signer.Verify(vo); err != nil {
+		res.Reasons = append(res.Reasons, "the signer's certificate is not for e-mail protection (extended key usage)")
+		return false
+	}
+	return true
+}
+
+// checkUsage requires digitalSignature or nonRepudiation when the
+// certificate restricts key usage (RFC 8550 §4.4.2).
+func checkUsage(res *VerifyResult) bool {
+	ku := res.Signer.KeyUsage
+	if ku == 0 || ku&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) != 0 {
+		return true
+	}
+	res.Reasons = append(res.Reasons, "the signer's certificate does not allow digital signatures (key usage)")
+	return false
+}
+
+var oidEmailAddressAttr = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+
+// CertAddresses returns a certificate's e-mail addresses: the rfc822Names
+// of subjectAltName, or the subject's emailAddress attributes when there
+// are none (RFC 8550 §3).
+func CertAddresses(c *x509.Certificate) []string {
+	if len(c.EmailAddresses) > 0 {
+		return c.EmailAddresses
+	}
+	var out []string
+	for _, n := range c.Subject.Names {
+		if n.Type.Equal(oidEmailAddressAttr) {
+			if s, ok := n.Value.(string); ok {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// checkAddress compares the From address(es) with the signer's addresses.
+func checkAddress(res *VerifyResult, from string) {
+	certAddrs := CertAddresses(res.Signer)
+	if len(certAddrs) == 0 {
+		res.Reasons = append(res.Reasons, "warning: the signer's certificate names no e-mail address")
+		return
+	}
+	if from == "" {
+		res.Reasons = append(res.Reasons, "warning: the message has no From address to compare with the signer's")
+		return
+	}
+	list, err := mail.ParseAddressList(from)
+	if err != nil || len(list) == 0 {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("warning: the From address %q cannot be parsed", from))
+		return
+	}
+	for _, a := range list {
+		found := false
+		for _, ca := range certAddrs {
+			if strings.EqualFold(ca, a.Address) {
+				found = true
+			}
+		}
+		if !found {
+			res.Reasons = append(res.Reasons, fmt.Sprintf("warning: From address %s is not the signer's (%s)", a.Address, strings.Join(certAddrs, ", ")))
+			return
+		}
+	}
+	res.FromMatches = true
+}
