@@ -53,8 +53,15 @@ func (Secret) String() string { return "***" }
 // GoString hides the value from fmt's %#v.
 func (Secret) GoString() string { return `"***"` }
 
+// Format hides the value from every fmt verb.
+func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, "***") }
+
 // LogValue hides the value from log/slog.
 func (Secret) LogValue() slog.Value { return slog.StringValue("***") }
+
+// MarshalText hides the value from encoding/json and friends; a reply that
+// must carry a token converts it with string() on purpose.
+func (Secret) MarshalText() ([]byte, error) { return []byte("***"), nil }
 
 // Token layout: 120 random bits as 24 Crockford base32 symbols, one check
 // symbol (Crockford's mod-37 check), shown in five groups of five.
