@@ -220,8 +220,10 @@ func (s *Service) commitEnrolment(ctx context.Context, e *enrolment, hash []byte
 		if err := s.step("consume token"); err != nil {
 			return err
 		}
-		if err := tx.ConsumeToken(ctx, hash, email, purpose, s.clock.Now()); err != nil {
-			return err
+		if hash != nil { // imports redeem no token
+			if err := tx.ConsumeToken(ctx, hash, email, purpose, s.clock.Now()); err != nil {
+				return err
+			}
 		}
 		if supersede != "" {
 			if err := s.step("supersede"); err != nil {
