@@ -40,9 +40,9 @@ func addRecipientID(b *cryptobyte.Builder, cert *x509.Certificate, ski bool, ski
 	})
 }
 
-// oaepSHA256Params is RSAES-OAEP-params with SHA-256 for the hash and MGF1
+// addOAEPSHA256Params is RSAES-OAEP-params with SHA-256 for the hash and MGF1
 // and the default (empty) label; hash parameters absent per RFC 5754.
-func oaepSHA256Params(b *cryptobyte.Builder) {
+func addOAEPSHA256Params(b *cryptobyte.Builder) {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidHashSHA256) })
@@ -82,7 +82,7 @@ func buildKTRI(r Recipient, pub *rsa.PublicKey, cek []byte, wantSKI bool) ([]byt
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			if r.OAEP {
 				b.AddASN1ObjectIdentifier(oidKeyRSAOAEP)
-				oaepSHA256Params(b)
+				addOAEPSHA256Params(b)
 			} else {
 				b.AddASN1ObjectIdentifier(oidKeyRSA)
 				b.AddASN1NULL()
