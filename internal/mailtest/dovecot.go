@@ -78,8 +78,8 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-F", "-c", conf)
-	startDaemon(t, "dovecot", cmd, filepath.Join(dir, "dovecot", "stdout.log"), d.LogFile)
-	if err := waitGreeting(t.Context(), d.IMAPAddr, "* OK"); err != nil {
+	exited := startDaemon(t, "dovecot", cmd, filepath.Join(dir, "dovecot", "stdout.log"), d.LogFile)
+	if err := waitGreeting(t.Context(), d.IMAPAddr, "* OK", exited); err != nil {
 		t.Fatalf("dovecot not ready: %v", err)
 	}
 	return d
@@ -291,8 +291,9 @@ func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 // startDaemon starts a foreground daemon with stdout+stderr to stdoutLog.
 // When the test ends it sends SIGTERM and waits (SIGKILL after 10 s); on
 // failure it prints every log file. Pdeathsig keeps the daemon from
-// outliving a crashed test binary.
-func startDaemon(t testing.TB, name string, cmd *exec.Cmd, stdoutLog string, logs ...string) {
+// outliving a crashed test binary. The returned channel is closed when the
+// daemon exits.
+func startDaemon(t testing.TB, name string, cmd *exec.Cmd, stdoutLog string, logs ...string) <-chan struct{} {
 	t.Helper()
 	out, err := os.Create(stdoutLog)
 	if err != nil {
@@ -304,8 +305,8 @@ func startDaemon(t testing.TB, name string, cmd *exec.Cmd, stdoutLog string, log
 		out.Close()
 		t.Fatalf("start %s: %v", name, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); out.Close() }()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); out.Close(); close(done) }() //nolint:errcheck // SIGTERM makes it non-nil
 	all := append([]string{stdoutLog}, logs...)
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -320,6 +321,7 @@ func startDaemon(t testing.TB, name string, cmd *exec.Cmd, stdoutLog string, log
 			printLogs(t, all)
 		}
 	})
+	return done
 }
 
 func printLogs(t testing.TB, files []string) {
@@ -334,8 +336,9 @@ func printLogs(t testing.TB, files []string) {
 }
 
 // waitGreeting polls addr every 25 ms until a connection is greeted with
-// a line starting with prefix ("* OK", "220 "), for at most 10 s.
-func waitGreeting(ctx context.Context, addr, prefix string) error {
+// a line starting with prefix ("* OK", "220 "), for at most 10 s, or until
+// the daemon exits.
+func waitGreeting(ctx context.Context, addr, prefix string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var last error
@@ -346,6 +349,8 @@ func waitGreeting(ctx context.Context, addr, prefix string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("no %q greeting from %s: %w", prefix, addr, last)
+		case <-exited:
+			return fmt.Errorf("exited before greeting on %s (see its log)", addr)
 		case <-time.After(25 * time.Millisecond):
 		}
 	}
