@@ -16,7 +16,14 @@
 package config
 
 import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 
 	"smimeproxy/policy"
 )
@@ -187,4 +194,53 @@ func Default() *Config {
 		Trust:    Trust{Roots: []string{}},
 		Log:      Log{Level: LogInfo, Format: LogText},
 	}
+}
+
+// Encode writes c as a TOML file that Parse reads back to the same values
+// (the demo writes its smimeproxy.toml this way). Paths are written as
+// they are in c, so a config from Load, whose paths are absolute, can be
+// written anywhere.
+func (c *Config) Encode(w io.Writer) error {
+	if err := toml.NewEncoder(w).Encode(c); err != nil {
+		return fmt.Errorf("encode configuration: %w", err)
+	}
+	return nil
+}
+
+// LogValue logs the store settings with any password in the DSN replaced.
+func (s Store) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("driver", string(s.Driver)), slog.String("dsn", s.RedactedDSN()))
+}
+
+// RedactedDSN returns the DSN with its password replaced by "***", for
+// logs and messages.
+func (s Store) RedactedDSN() string {
+	dsn := s.DSN
+	if strings.Contains(dsn, "://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "***"
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "***")
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", "***")
+			u.RawQuery = q.Encode()
+		}
+		return strings.Replace(u.String(), "%2A%2A%2A", "***", -1)
+	}
+	// key=value form: password=... up to the next space (quoted values
+	// may hold spaces, so a quoted password hides everything after it).
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(strings.TrimSpace(k), "password") {
+			if strings.Contains(f, "'") {
+				return strings.Join(append(fields[:i:i], "password=***"), " ")
+			}
+			fields[i] = "password=***"
+		}
+	}
+	return strings.Join(fields, " ")
 }

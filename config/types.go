@@ -37,6 +37,16 @@ func (d Duration) String() string {
 // MarshalText writes d as ParseDuration reads it.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads d as ParseDuration does.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
 // ParseDuration reads a Duration: "30m", "5h", "825d", "1d12h".
 func ParseDuration(s string) (Duration, error) {
 	t := strings.TrimSpace(s)
@@ -94,6 +104,16 @@ func (s Size) String() string {
 
 // MarshalText writes s as ParseSize reads it.
 func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads s as ParseSize does.
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
 
 // ParseSize reads a Size from a string such as "50MB" or "1048576".
 func ParseSize(str string) (Size, error) {
