@@ -9,10 +9,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -263,31 +261,6 @@ func (d *Dovecot) DeliverLMTP(ctx context.Context, from string, rcpts []string, 
 	return c.Quit()
 }
 
-// FreePorts returns n distinct loopback TCP ports that were free a moment
-// ago (listened on and closed), for daemons that need fixed ports in
-// their config.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
-
 // startDaemon starts a foreground daemon with stdout+stderr to stdoutLog.
 // When the test ends it sends SIGTERM and waits (SIGKILL after 10 s); on
 // failure it prints every log file. Pdeathsig keeps the daemon from
@@ -377,27 +350,6 @@ func greeting(ctx context.Context, addr, prefix string) error {
 		fmt.Fprint(conn, "a LOGOUT\r\n")
 	} else {
 		fmt.Fprint(conn, "QUIT\r\n")
-	}
-	return nil
-}
-
-// chownName gives path to the named user and group.
-func chownName(path, owner, group string) error {
-	u, err := user.Lookup(owner)
-	if err != nil {
-		return fmt.Errorf("chown %s: %w", path, err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid := -1
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			return fmt.Errorf("chown %s: %w", path, err)
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		return fmt.Errorf("chown %s: %w", path, err)
 	}
 	return nil
 }

@@ -2,10 +2,13 @@ package mailtest
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -215,3 +218,49 @@ anvil      unix  -       -      n      -      1       anvil
 scache     unix  -       -      n      -      1       scache
 postlog    unix-dgram n  -      n      -      1       postlogd
 `
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago (listened on and closed), for daemons that need fixed ports in
+// their config.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// chownName gives path to the named user and group.
+func chownName(path, owner, group string) error {
+	u, err := user.Lookup(owner)
+	if err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid := -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return fmt.Errorf("chown %s: %w", path, err)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	return nil
+}
