@@ -53,7 +53,7 @@ func (s *Service) RecipientCertificate(ctx context.Context, owner, email string)
 			return &Recipient{Cert: c, Capabilities: ourCapabilities(), Source: CertOurs}, nil
 		}
 	}
-	entries, err := s.rec.Certificates(ctx, email)
+	entries, err := s.rec.Certificates(ctx, email, owner)
 	if err != nil {
 		return nil, fmt.Errorf("look up certificates of %s: %w", email, err)
 	}
@@ -189,7 +189,7 @@ func (s *Service) PublicCertificates(ctx context.Context, email string) ([]*x509
 		return nil, err
 	}
 	out := []*x509.Certificate{d.SigningCert}
-	if d.EncryptionCert != nil && d.EncryptionCert != d.SigningCert {
+	if d.EncryptionCert != nil && !d.EncryptionCert.Equal(d.SigningCert) {
 		out = append(out, d.EncryptionCert)
 	}
 	return out, nil

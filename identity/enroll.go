@@ -221,7 +221,7 @@ func (s *Service) commitEnrolment(ctx context.Context, e *enrolment, hash []byte
 			return err
 		}
 		if hash != nil { // imports redeem no token
-			if err := tx.ConsumeToken(ctx, hash, email, purpose, s.clock.Now()); err != nil {
+			if err := tx.ConsumeToken(ctx, hash, email, purpose, e.id.ID, s.clock.Now()); err != nil {
 				return err
 			}
 		}

@@ -99,15 +99,17 @@ func (s *Service) ImportPKCS12(ctx context.Context, req ImportRequest) (*EnrollR
 		}
 	}
 	for i, p := range pairs {
-		der, err := x509.MarshalPKCS8PrivateKey(p.key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: key %d: %v", ErrBadPKCS12, i+1, err)
+		for _, use := range uses[i] {
+			der, err := x509.MarshalPKCS8PrivateKey(p.key)
+			if err != nil {
+				return nil, fmt.Errorf("%w: key %d: %v", ErrBadPKCS12, i+1, err)
+			}
+			k, err := s.newKeyRecord(mk, id, use, KeyCurrent, p.cert, der, nil)
+			if err != nil {
+				return nil, err
+			}
+			e.keys = append(e.keys, k)
 		}
-		k, err := s.newKeyRecord(mk, id, uses[i], KeyCurrent, p.cert, der, nil)
-		if err != nil {
-			return nil, err
-		}
-		e.keys = append(e.keys, k)
 	}
 	res, err := s.commitEnrolment(ctx, e, nil, "", "", req.Remember)
 	if err != nil {
@@ -119,10 +121,11 @@ func (s *Service) ImportPKCS12(ctx context.Context, req ImportRequest) (*EnrollR
 
 // classifyImport checks each pair (key matches certificate, certificate for
 // email, valid now, usable for e-mail) and decides its use: one pair must
-// end up signing and one decrypting, possibly the same.
-func (s *Service) classifyImport(email string, pairs []keyPair) ([]KeyUse, error) {
+// end up signing and one decrypting, possibly the same (a dual-use
+// certificate gets both uses).
+func (s *Service) classifyImport(email string, pairs []keyPair) ([][]KeyUse, error) {
 	now := s.clock.Now()
-	uses := make([]KeyUse, len(pairs))
+	uses := make([][]KeyUse, len(pairs))
 	var signs, decrypts int
 	for i, p := range pairs {
 		c := p.cert
@@ -140,21 +143,16 @@ func (s *Service) classifyImport(email string, pairs []keyPair) ([]KeyUse, error
 		}
 		sign := c.KeyUsage == 0 || c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) != 0
 		enc := canEncrypt(c)
-		switch {
-		case sign && enc:
-			uses[i] = UseBoth
-		case sign:
-			uses[i] = UseSign
-		case enc:
-			uses[i] = UseEncrypt
-		default:
-			return nil, fmt.Errorf("%w: the certificate %q can neither sign nor encrypt", ErrBadPKCS12, c.Subject.CommonName)
-		}
 		if sign {
+			uses[i] = append(uses[i], UseSign)
 			signs++
 		}
 		if enc {
+			uses[i] = append(uses[i], UseEncrypt)
 			decrypts++
+		}
+		if len(uses[i]) == 0 {
+			return nil, fmt.Errorf("%w: the certificate %q can neither sign nor encrypt", ErrBadPKCS12, c.Subject.CommonName)
 		}
 	}
 	if signs == 0 || decrypts == 0 {

@@ -125,12 +125,12 @@ func (m *memRecords) Keys(_ context.Context, identityID string) ([]keyRecord, er
 	return out, nil
 }
 
-func (m *memRecords) Certificates(_ context.Context, email string) ([]certRecord, error) {
+func (m *memRecords) Certificates(_ context.Context, email, owner string) ([]certRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []certRecord
 	for _, c := range m.st.certs {
-		if c.Email == email {
+		if c.Email == email && (c.Owner == "" || c.Owner == owner) {
 			out = append(out, c)
 		}
 	}
@@ -186,7 +186,7 @@ func (m *memRecords) Tx(ctx context.Context, fn func(recordsTx) error) error {
 
 type memTx struct{ st memState }
 
-func (t *memTx) ConsumeToken(_ context.Context, hash []byte, email string, purpose Purpose, now time.Time) error {
+func (t *memTx) ConsumeToken(_ context.Context, hash []byte, email string, purpose Purpose, _ string, now time.Time) error {
 	tok, ok := t.st.tokens[string(hash)]
 	if !ok || tok.check(email, purpose, now) != nil {
 		return errTokenGone

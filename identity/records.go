@@ -43,11 +43,10 @@ type KeyUse string
 const (
 	UseSign    KeyUse = "sign"
 	UseEncrypt KeyUse = "encrypt"
-	UseBoth    KeyUse = "sign+encrypt" // one dual-use certificate (imports)
 )
 
-func (u KeyUse) signs() bool    { return u == UseSign || u == UseBoth }
-func (u KeyUse) decrypts() bool { return u == UseEncrypt || u == UseBoth }
+func (u KeyUse) signs() bool    { return u == UseSign }
+func (u KeyUse) decrypts() bool { return u == UseEncrypt }
 
 // KeyStatus tells current keys from older ones kept to read old mail.
 type KeyStatus string
@@ -76,7 +75,9 @@ type idRecord struct {
 
 // keyRecord is one key pair of a Digital ID: the certificate, the private
 // key sealed under the ID's master key, and for built-in CA encryption keys
-// the escrow (CMS EnvelopedData to the key-recovery certificate).
+// the escrow (CMS EnvelopedData to the key-recovery certificate). A
+// dual-use certificate (imports) is two records, one per use, each with its
+// own sealed copy of the key.
 type keyRecord struct {
 	ID         string
 	IdentityID string
@@ -147,8 +148,9 @@ type records interface {
 	Identities(ctx context.Context) ([]idRecord, error)
 	Keys(ctx context.Context, identityID string) ([]keyRecord, error)
 
-	// Certificates lists directory entries for email, of every owner.
-	Certificates(ctx context.Context, email string) ([]certRecord, error)
+	// Certificates lists directory entries for email that are org-wide or
+	// owned by owner.
+	Certificates(ctx context.Context, email, owner string) ([]certRecord, error)
 	// PutCertificate inserts or replaces the entry with the same owner,
 	// email and certificate.
 	PutCertificate(ctx context.Context, c certRecord) error
@@ -163,9 +165,10 @@ type records interface {
 // recordsTx is what runs inside a transaction.
 type recordsTx interface {
 	// ConsumeToken marks the token used, atomically: only if it exists, is
-	// unused, unexpired at now, and bound to email and purpose. Otherwise
-	// errTokenGone, and nothing changes.
-	ConsumeToken(ctx context.Context, hash []byte, email string, purpose Purpose, now time.Time) error
+	// unused, unexpired at now, and bound to email and purpose; usedBy
+	// names the Digital ID it made. Otherwise errTokenGone, and nothing
+	// changes.
+	ConsumeToken(ctx context.Context, hash []byte, email string, purpose Purpose, usedBy string, now time.Time) error
 	// InsertIdentity adds an ID; errConflict when the mailbox already has a
 	// live (pending or active) one.
 	InsertIdentity(ctx context.Context, r idRecord) error

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"smimeproxy/crypto/ca"
 	"smimeproxy/crypto/smime"
@@ -59,6 +61,9 @@ func (s *Service) recoverWith(ctx context.Context, req EnrollRequest, email, nam
 	if len(escrowed) == 0 {
 		return nil, ErrNoEscrow
 	}
+	// Oldest first, by certificate, so the newest key becomes current
+	// whatever order the store lists them in.
+	slices.SortStableFunc(escrowed, func(a, b keyRecord) int { return certAge(a).Compare(certAge(b)) })
 	restored, err := s.openEscrow(escrowed)
 	if err != nil {
 		return nil, err
@@ -110,6 +115,14 @@ func (s *Service) openEscrow(escrowed []keyRecord) ([]restoredKey, error) {
 		out = append(out, restoredKey{cert: c, pkcs8: dec.Entity, escrow: k.Escrow})
 	}
 	return out, nil
+}
+
+func certAge(k keyRecord) time.Time {
+	c, err := x509.ParseCertificate(k.CertDER)
+	if err != nil {
+		return time.Time{}
+	}
+	return c.NotBefore
 }
 
 // escrowKeyPair reads the key-recovery key from the CA directory.
