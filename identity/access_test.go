@@ -8,7 +8,11 @@ import (
 )
 
 func TestUnlockLockAndExpiry(t *testing.T) {
-	f := newFixture(t, nil, func(o *Options) { o.Remember = 30 * time.Minute; o.RememberMax = 5 * time.Hour; o.IdleTimeout = 20 * time.Minute })
+	f := newFixture(t, nil, func(o *Options) {
+		o.Remember = 30 * time.Minute
+		o.RememberMax = 5 * time.Hour
+		o.IdleTimeout = 20 * time.Minute
+	})
 	ctx := context.Background()
 	const alice = "alice@example.test"
 	f.enroll(t, alice, "correct horse")
