@@ -451,8 +451,8 @@ func timeLimit(d time.Duration) time.Duration {
 }
 
 // encryptMsg and decryptMsg stand for smime.Encrypt and smime.Decrypt
-// until those whole-message functions exist; they build on EncryptEntity
-// and DecryptDER the way the CLI does.
+// until those whole-message functions exist: EncryptEntity/DecryptDER
+// wrapped in an application/pkcs7-mime entity.
 func encryptMsg(w io.Writer, msg []byte, to []smime.Recipient, opts smime.EncryptOptions) error {
 	outer, entity, err := smime.SplitMessage(msg)
 	if err != nil {
