@@ -126,9 +126,11 @@ func newService(rec records, opts Options) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.keyType == "" {
-		s.keyType = ca.DefaultKeyType
+	kt, err := ca.ParseKeyType(string(s.keyType))
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
 	}
+	s.keyType = kt
 	if s.params == (seal.Params{}) {
 		s.params = seal.DefaultParams()
 	}
