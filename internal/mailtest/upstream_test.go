@@ -204,6 +204,12 @@ func TestUpstreamFaults(t *testing.T) {
 	if err := submit(t, up, st, []string{"bob@demo.test"}, testMessage("after")); err != nil {
 		t.Fatalf("after clearing faults: %v", err)
 	}
+	if err := up.Close(); err != nil {
+		t.Errorf("Close after refuse/resume: %v", err)
+	}
+	if _, err := smtp.Dial(up.SMTPAddr()); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial after Close: %v, want ECONNREFUSED", err)
+	}
 }
 
 func TestUpstreamIMAPFeatures(t *testing.T) {
