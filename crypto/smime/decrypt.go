@@ -52,6 +52,28 @@ type Decrypted struct {
 	Authenticated bool              // AuthEnvelopedData: content integrity was checked (AES-GCM)
 	Recipient     *x509.Certificate // the certificate whose key opened the message
 	KeyManagement string            // e.g. "rsa-pkcs1v15", "rsa-oaep-sha256", "ecdh-sha1kdf"
+	// Header holds the outer header fields of the encrypted message (From,
+	// To, Subject, …); Compose(w, Header, Entity) gives the whole
+	// decrypted message. Nil from DecryptDER.
+	Header Header
+}
+
+// Decrypt decrypts a whole S/MIME message (application/pkcs7-mime
+// enveloped-data or authEnveloped-data at the top level, CRLF or LF) with
+// the first of keys the message is addressed to, and returns the inner MIME
+// entity with CRLF line ends plus the outer header fields.
+func Decrypt(msg []byte, keys []KeyPair) (*Decrypted, error) {
+	outer, der, owned, err := envelopeBody(msg)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	d, err := decryptCMS(der, keys, owned)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	d.Entity = ToCRLF(d.Entity)
+	d.Header = outer
+	return d, nil
 }
 
 // DecryptDER decrypts a CMS EnvelopedData or AuthEnvelopedData (DER or

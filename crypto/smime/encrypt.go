@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -41,6 +42,10 @@ var ErrNoRecipients = errors.New("smime: no recipients to encrypt to")
 // built in one buffer of its final size and the content is encrypted in
 // place there, so memory use is about one copy of the content.
 func EncryptEntity(entity []byte, to []Recipient, opts EncryptOptions) ([]byte, error) {
+	return encryptContent(content{head: entity}, to, opts)
+}
+
+func encryptContent(c content, to []Recipient, opts EncryptOptions) ([]byte, error) {
 	if len(to) == 0 {
 		return nil, ErrNoRecipients
 	}
@@ -84,12 +89,36 @@ func EncryptEntity(entity []byte, to []Recipient, opts EncryptOptions) ([]byte, 
 		ris = append(ris, ri)
 	}
 	if ci.aead {
-		return sealAuthEnveloped(opts.Cipher, cek, ris, entity)
+		return sealAuthEnveloped(opts.Cipher, cek, ris, c)
 	}
-	return sealEnveloped(opts.Cipher, cek, ris, version, entity)
+	return sealEnveloped(opts.Cipher, cek, ris, version, c)
 }
 
-func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, entity []byte) ([]byte, error) {
+// Encrypt encrypts a whole RFC 5322 message (CRLF or LF) to every
+// recipient and writes the result to w: the outer header fields (From, To,
+// Subject, Date, …) stay readable, the MIME entity (Content-* fields and
+// body) goes into the envelope, and the new entity is application/pkcs7-mime
+// with smime-type=enveloped-data, or authEnveloped-data for AES-GCM,
+// base64 in 76-character lines.
+func Encrypt(w io.Writer, msg []byte, to []Recipient, opts EncryptOptions) error {
+	outer, c, err := splitForEnvelope(msg)
+	if err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	der, err := encryptContent(c, to, opts)
+	if err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	if err := Compose(w, outer, []byte(pkcs7MIMEHeader(opts.Cipher.AEAD()))); err != nil {
+		return err
+	}
+	if err := writeBase64Body(w, der); err != nil {
+		return fmt.Errorf("encrypt: write message: %w", err)
+	}
+	return nil
+}
+
+func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) ([]byte, error) {
 	ci, _ := c.info()
 	block, err := aes.NewCipher(cek)
 	if err != nil {
@@ -105,25 +134,26 @@ func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, entity []byt
 		b.AddASN1OctetString(iv)
 	})
 	algID := b.BytesOrPanic()
-	padLen := aes.BlockSize - len(entity)%aes.BlockSize
-	f := buildEnvelopeFrame(false, version, ris, algID, len(entity)+padLen, 0)
+	size := plain.size()
+	padLen := aes.BlockSize - size%aes.BlockSize
+	f := buildEnvelopeFrame(false, version, ris, algID, size+padLen, 0)
 	ct := f.buf[f.start:f.end]
-	copy(ct, entity)
-	for i := len(entity); i < len(ct); i++ {
+	plain.copyTo(ct[:size])
+	for i := size; i < len(ct); i++ {
 		ct[i] = byte(padLen)
 	}
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
 	return f.buf, nil
 }
 
-func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, entity []byte) ([]byte, error) {
+func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) ([]byte, error) {
 	nonce := make([]byte, gcmNonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
 	// AuthEnvelopedData is version 0 whatever its RecipientInfos are (RFC 5083 §2.1).
-	f := buildEnvelopeFrame(true, 0, ris, gcmAlgorithmID(c, nonce), len(entity), gcmTagSize)
-	copy(f.buf[f.start:f.end], entity)
+	f := buildEnvelopeFrame(true, 0, ris, gcmAlgorithmID(c, nonce), plain.size(), gcmTagSize)
+	plain.copyTo(f.buf[f.start:f.end])
 	if err := sealGCM(cek, nonce, f); err != nil {
 		return nil, err
 	}
