@@ -76,6 +76,9 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-F", "-c", conf)
+	// SIGTERM to the whole group stops Dovecot in ~0.1 s instead of the
+	// 1.1–1.4 s its master takes to stop its children one by one.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	exited := startDaemon(t, "dovecot", cmd, filepath.Join(dir, "dovecot", "stdout.log"), d.LogFile)
 	if err := waitGreeting(t.Context(), d.IMAPAddr, "* OK", exited); err != nil {
 		t.Fatalf("dovecot not ready: %v", err)
@@ -262,7 +265,8 @@ func (d *Dovecot) DeliverLMTP(ctx context.Context, from string, rcpts []string, 
 }
 
 // startDaemon starts a foreground daemon with stdout+stderr to stdoutLog.
-// When the test ends it sends SIGTERM and waits (SIGKILL after 10 s); on
+// When the test ends it sends SIGTERM (to the process group when
+// cmd.SysProcAttr asks for Setpgid) and waits (SIGKILL after 10 s); on
 // failure it prints every log file. Pdeathsig keeps the daemon from
 // outliving a crashed test binary. The returned channel is closed when the
 // daemon exits.
@@ -273,7 +277,11 @@ func startDaemon(t testing.TB, name string, cmd *exec.Cmd, stdoutLog string, log
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	group := cmd.SysProcAttr.Setpgid
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		t.Fatalf("start %s: %v", name, err)
@@ -282,10 +290,17 @@ func startDaemon(t testing.TB, name string, cmd *exec.Cmd, stdoutLog string, log
 	go func() { cmd.Wait(); out.Close(); close(done) }() //nolint:errcheck // SIGTERM makes it non-nil
 	all := append([]string{stdoutLog}, logs...)
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		if group {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		} else {
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
+			if group {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			}
 			cmd.Process.Kill()
 			<-done
 			t.Errorf("%s did not stop within 10 s of SIGTERM", name)
