@@ -37,7 +37,9 @@ func defaultMailboxes() []string { return []string{"INBOX", "Sent", "Drafts", "T
 // listener out; the usual choice is "127.0.0.1:0" (any free port).
 type UpstreamOptions struct {
 	// Users maps mailbox address to mail password; addresses are compared
-	// case-insensitively. Each user gets INBOX, Sent, Drafts and Trash.
+	// case-insensitively. Each user gets INBOX, Sent, Drafts and Trash
+	// (without SPECIAL-USE attributes: imapmemserver v2.0.0-beta.8 drops
+	// them).
 	Users map[string]string
 	// TLS is the server side of STARTTLS and of the implicit-TLS
 	// listeners. Nil: no STARTTLS, and AUTH/LOGIN are allowed in clear.
@@ -61,8 +63,9 @@ type UpstreamOptions struct {
 	RejectUnknownRecipients bool
 	// IMAPCaps overrides the advertised IMAP capabilities. Default:
 	// IMAP4rev1 with NAMESPACE, UIDPLUS, ESEARCH, LIST-EXTENDED,
-	// LIST-STATUS, MOVE, STATUS=SIZE, LITERAL+ (what imapmemserver
-	// implements), which is closer to Dovecot 2.3 than IMAP4rev2.
+	// LIST-STATUS, MOVE, STATUS=SIZE, LITERAL+, BINARY (what
+	// imapmemserver implements), which is closer to Dovecot 2.3 than
+	// IMAP4rev2. IDLE, UNSELECT, ENABLE come with IMAP4rev1.
 	IMAPCaps imap.CapSet
 	// Logger receives the servers' internal errors. Default slog.Default().
 	Logger *slog.Logger
