@@ -62,7 +62,9 @@ type encryptedData struct {
 type encryptedContentInfo struct {
 	ContentType                asn1.ObjectIdentifier
 	ContentEncryptionAlgorithm pkix.AlgorithmIdentifier
-	EncryptedContent           []byte `asn1:"tag:0,optional"`
+	// EncryptedContent is [0] IMPLICIT OCTET STRING, which BER writers
+	// may split into constructed chunks.
+	EncryptedContent asn1.RawValue `asn1:"tag:0,optional"`
 }
 
 type safeBag struct {
@@ -103,7 +105,7 @@ func isPFX(der []byte) bool {
 // readPKCS12 decodes every bag of a password-protected PFX into b.
 func readPKCS12(der []byte, pw passphrase, b *Bundle) error {
 	var pfx pfxPDU
-	if err := unmarshalAll(der, &pfx); err != nil {
+	if err := unmarshalBER(der, &pfx); err != nil {
 		return fmt.Errorf("PKCS#12 structure: %w", err)
 	}
 	if pfx.Version != 3 {
@@ -122,7 +124,7 @@ func readPKCS12(der []byte, pw passphrase, b *Bundle) error {
 		}
 	}
 	var safes []contentInfo
-	if err := unmarshalAll(authSafe, &safes); err != nil {
+	if err := unmarshalBER(authSafe, &safes); err != nil {
 		return fmt.Errorf("PKCS#12 authenticated safe: %w", err)
 	}
 	bags := 0
@@ -138,7 +140,11 @@ func readPKCS12(der []byte, pw passphrase, b *Bundle) error {
 			if err := unmarshalAll(ci.Content.Bytes, &ed); err != nil {
 				return fmt.Errorf("PKCS#12 encrypted safe %d: %w", i, err)
 			}
-			plain, err := decrypt(ed.EncryptedContentInfo.ContentEncryptionAlgorithm, ed.EncryptedContentInfo.EncryptedContent, pw)
+			ciphertext, err := octets(ed.EncryptedContentInfo.EncryptedContent)
+			if err != nil {
+				return fmt.Errorf("PKCS#12 encrypted safe %d: %w", i, err)
+			}
+			plain, err := decrypt(ed.EncryptedContentInfo.ContentEncryptionAlgorithm, ciphertext, pw)
 			if errors.Is(err, errBadPadding) {
 				return fmt.Errorf("PKCS#12 safe %d: %w", i, ErrWrongPassword)
 			} else if err != nil {
@@ -164,7 +170,7 @@ func readSafeContents(der []byte, pw passphrase, b *Bundle, depth int, count *in
 		return errPKCS12NestedTooDeep
 	}
 	var bags []safeBag
-	if err := unmarshalAll(der, &bags); err != nil {
+	if err := unmarshalBER(der, &bags); err != nil {
 		return fmt.Errorf("safe contents: %w", err)
 	}
 	for _, bag := range bags {
@@ -206,6 +212,24 @@ func readSafeContents(der []byte, pw passphrase, b *Bundle, depth int, count *in
 		// CRL and secret bags carry nothing a Digital ID needs.
 	}
 	return nil
+}
+
+// octets returns the bytes of an implicitly tagged OCTET STRING, primitive
+// or (BER) made of OCTET STRING chunks.
+func octets(v asn1.RawValue) ([]byte, error) {
+	if !v.IsCompound {
+		return v.Bytes, nil
+	}
+	var out []byte
+	for rest := v.Bytes; len(rest) > 0; {
+		var chunk []byte
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &chunk); err != nil {
+			return nil, fmt.Errorf("encrypted content: %w", err)
+		}
+		out = append(out, chunk...)
+	}
+	return out, nil
 }
 
 // decryptPKCS8 decrypts an EncryptedPrivateKeyInfo (RFC 5958 section 3).

@@ -23,14 +23,14 @@ type signedData struct {
 // "certs-only" bundle (.p7b, .p7c) CAs hand out.
 func readPKCS7(der []byte, b *Bundle) error {
 	var ci contentInfo
-	if err := unmarshalAll(der, &ci); err != nil {
+	if err := unmarshalBER(der, &ci); err != nil {
 		return fmt.Errorf("PKCS#7: %w", err)
 	}
 	if !ci.ContentType.Equal(oidSignedData) {
 		return fmt.Errorf("PKCS#7 content %v: %w", ci.ContentType, ErrUnsupported)
 	}
 	var sd signedData
-	if err := unmarshalAll(ci.Content.Bytes, &sd); err != nil {
+	if err := unmarshalBER(ci.Content.Bytes, &sd); err != nil {
 		return fmt.Errorf("PKCS#7 SignedData: %w", err)
 	}
 	certs, err := x509.ParseCertificates(sd.Certificates.Bytes)

@@ -162,11 +162,8 @@ func readPEMBlock(block *pem.Block, pw passphrase, b *Bundle) error {
 // readDER tries, in turn, the DER structures a key or certificate file
 // may hold.
 func readDER(der []byte, pw passphrase, b *Bundle) error {
-	var probe asn1.RawValue
-	if rest, err := asn1.Unmarshal(der, &probe); err != nil {
+	if _, err := berToDER(der); err != nil {
 		return fmt.Errorf("%w (%v)", ErrUnrecognized, err)
-	} else if len(rest) != 0 {
-		return fmt.Errorf("%d bytes after the DER structure: %w", len(rest), ErrUnrecognized)
 	}
 	if c, err := x509.ParseCertificate(der); err == nil {
 		b.addCert(c, "")

@@ -145,6 +145,13 @@ func joinPFX(t *testing.T, password string, files ...[]byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pfxWithMAC(t, authSafe, password)
+}
+
+// pfxWithMAC wraps an encoded AuthenticatedSafe into a PFX with an
+// HMAC-SHA-256 MAC under password.
+func pfxWithMAC(t *testing.T, authSafe []byte, password string) []byte {
+	t.Helper()
 	octets, err := asn1.Marshal(authSafe)
 	if err != nil {
 		t.Fatal(err)
