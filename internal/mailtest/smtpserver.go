@@ -31,6 +31,9 @@ type Fault struct {
 	// the kernel (ECONNREFUSED); clearing it listens again on the same
 	// addresses. Open connections are not affected.
 	Refuse bool
+	// Auth, when set, answers every AUTH (e.g. 454 4.7.0: the
+	// authentication service is down).
+	Auth *Reply
 	// Mail, when set, answers every MAIL FROM.
 	Mail *Reply
 	// Rcpt answers RCPT TO for the listed recipients.
@@ -51,7 +54,8 @@ type Envelope struct {
 	User     string   // authenticated login
 	From     string   // MAIL FROM
 	Rcpts    []string // RCPT TO that were accepted
-	Data     []byte   // message bytes as read (partial when Dropped)
+	Data     []byte   // message bytes as read (partial when Dropped; nil with DiscardMail)
+	Size     int64    // bytes read
 	TLS      bool     // the session was encrypted
 	Accepted bool     // answered 250 and delivered
 	Dropped  bool     // connection closed by DropDataAfter
@@ -239,6 +243,9 @@ var _ smtp.AuthSession = (*smtpSession)(nil)
 func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
 
 func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
+	if r := s.up.currentFault().Auth; r != nil {
+		return nil, smtpReply(r)
+	}
 	check := func(identity, username, password string) error {
 		if identity != "" && !strings.EqualFold(identity, username) {
 			return smtp.ErrAuthFailed
@@ -289,29 +296,40 @@ func (s *smtpSession) Data(r io.Reader) error {
 	env := Envelope{User: s.user, From: s.from, Rcpts: append([]string(nil), s.rcpts...), TLS: isTLS}
 	if f.DropDataAfter > 0 {
 		env.Data, _ = io.ReadAll(io.LimitReader(r, int64(f.DropDataAfter)))
+		env.Size = int64(len(env.Data))
 		env.Dropped = true
 		s.up.record(env)
 		s.conn.Conn().Close()
 		return errors.New("connection dropped by fault injection")
 	}
-	data, err := io.ReadAll(r)
+	var err error
+	if s.up.opts.DiscardMail {
+		env.Size, err = io.Copy(io.Discard, r)
+	} else {
+		env.Data, err = io.ReadAll(r)
+		env.Size = int64(len(env.Data))
+	}
 	if err != nil {
 		// Too large or the client went away: go-smtp answers (552 for
 		// size); nothing was accepted.
 		return err
 	}
-	env.Data = data
 	time.Sleep(f.DataDelay)
 	if rep := matchReply(f.Data, env.Rcpts...); rep != nil {
 		env.Reply = rep
 		s.up.record(env)
 		return smtpReply(rep)
 	}
+	if s.up.opts.DiscardMail {
+		env.Accepted = true
+		s.up.record(env)
+		return nil
+	}
 	for _, rcpt := range env.Rcpts {
 		if s.up.user(rcpt) == nil {
 			continue // not local: recorded only, as if relayed
 		}
-		if err := s.up.Deliver(rcpt, data); err != nil {
+		if err := s.up.Deliver(rcpt, env.Data); err != nil {
 			s.up.log.Error("upstream delivery failed", "rcpt", rcpt, "err", err)
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local delivery failed"}
 		}

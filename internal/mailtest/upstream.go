@@ -61,6 +61,10 @@ type UpstreamOptions struct {
 	// mailbox here with 550 5.1.1. By default such recipients are
 	// accepted and only recorded, like a relay that sends them on.
 	RejectUnknownRecipients bool
+	// DiscardMail reads accepted messages and records their envelopes
+	// and sizes, but neither stores them nor keeps their bytes: for
+	// benchmarks, where memory use must be the proxy's alone.
+	DiscardMail bool
 	// IMAPCaps overrides the advertised IMAP capabilities. Default:
 	// IMAP4rev1 with NAMESPACE, UIDPLUS, ESEARCH, LIST-EXTENDED,
 	// LIST-STATUS, MOVE, STATUS=SIZE, LITERAL+, BINARY (what

@@ -161,6 +161,7 @@ func TestUpstreamFaults(t *testing.T) {
 		{"rcpt 452", Fault{Rcpt: map[string]Reply{"BOB@demo.test": full}}, 452, false},
 		{"rcpt 554 any", Fault{Rcpt: map[string]Reply{"*": policy}}, 554, false},
 		{"mail 452", Fault{Mail: &full}, 452, false},
+		{"auth 454", Fault{Auth: &Reply{Code: 454, Enhanced: [3]int{4, 7, 0}, Text: "Auth service down"}}, 454, false},
 		{"data 452", Fault{Data: map[string]Reply{"bob@demo.test": full}}, 452, true},
 		{"data 554", Fault{Data: map[string]Reply{"*": policy}}, 554, true},
 		{"drop in data", Fault{DropDataAfter: 10}, 0, true},
@@ -186,7 +187,8 @@ func TestUpstreamFaults(t *testing.T) {
 			if tc.wantTxn != (len(txns) == 1) {
 				t.Fatalf("%d new transactions recorded, want recorded=%v", len(txns), tc.wantTxn)
 			}
-			if tc.fault.DropDataAfter > 0 && (!txns[0].Dropped || len(txns[0].Data) != tc.fault.DropDataAfter) {
+			if tc.fault.DropDataAfter > 0 && (!txns[0].Dropped || len(txns[0].Data) != tc.fault.DropDataAfter ||
+				txns[0].Size != int64(tc.fault.DropDataAfter)) {
 				t.Errorf("dropped transaction = %+v", txns[0])
 			}
 		})
@@ -345,5 +347,32 @@ func TestUpstreamSizeLimit(t *testing.T) {
 	}
 	if err := submit(t, up, st, []string{"bob@demo.test"}, testMessage("small")); err != nil {
 		t.Errorf("small message: %v", err)
+	}
+}
+
+func TestUpstreamDiscardMail(t *testing.T) {
+	st, err := NewServerTLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := StartUpstream(t.Context(), UpstreamOptions{
+		Users: map[string]string{"alice@demo.test": "alicepw", "bob@demo.test": "bobpw"},
+		TLS:   st.Server, SMTPAddr: "127.0.0.1:0", IMAPAddr: "127.0.0.1:0",
+		DiscardMail: true, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	msg := testMessage("discarded")
+	if err := submit(t, up, st, []string{"bob@demo.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	envs := up.Envelopes()
+	if len(envs) != 1 || envs[0].Data != nil || envs[0].Size != int64(len(msg)) {
+		t.Fatalf("envelopes = %+v, want one with size %d and no bytes kept", envs, len(msg))
+	}
+	if msgs, err := up.Messages(t.Context(), "bob@demo.test", "INBOX"); err != nil || len(msgs) != 0 {
+		t.Errorf("INBOX with DiscardMail: %d messages, err %v; want none", len(msgs), err)
 	}
 }
