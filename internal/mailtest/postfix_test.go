@@ -14,6 +14,7 @@ import (
 // msmtp submit with STARTTLS + AUTH to Postfix, Postfix delivers to
 // Dovecot by LMTP, the messages are read over IMAP and synced with mbsync.
 func TestPostfixSubmissionToDovecot(t *testing.T) {
+	t.Parallel() // waits on daemons, not the CPU
 	start := time.Now()
 	d := StartDovecot(t, DovecotOptions{Users: map[string]string{
 		"alice@example.test": "alicepw", "bob@example.test": "bobpw",
