@@ -10,15 +10,14 @@ import (
 	"slices"
 	"time"
 
-	"software.sslmate.com/src/go-pkcs12"
-
+	"smimeproxy/crypto/legacy"
 	"smimeproxy/crypto/seal"
 )
 
 // ImportRequest brings keys and certificates from an external CA.
 type ImportRequest struct {
 	Email          string
-	PKCS12         []byte // RFC 7292 file
+	PKCS12         []byte // RFC 7292 file (a PEM bundle of keys and certificates works too)
 	PKCS12Password Secret
 	Name           string
 	Password       Secret // protects the Digital ID from now on
@@ -31,22 +30,42 @@ const ImportWarning = "Keys imported from another CA are not escrowed: if you fo
 	"Digital ID's password, the keys and all mail encrypted to them are lost, " +
 	"and you will need a new Digital ID."
 
-// keyPair is one private key with its certificate from an import.
-type keyPair struct {
-	cert *x509.Certificate
-	key  crypto.PrivateKey
+// importedKey is one private key of an import with its use.
+type importedKey struct {
+	cert   *x509.Certificate
+	key    crypto.PrivateKey
+	use    KeyUse
+	status KeyStatus
 }
 
-// readPKCS12 decodes a PKCS#12 file into its key pairs and CA certificates.
-func readPKCS12(data []byte, password Secret) ([]keyPair, []*x509.Certificate, error) {
-	key, cert, cas, err := pkcs12.DecodeChain(data, string(password))
+// readPKCS12 decodes a PKCS#12 file (modern or legacy encryption, one or
+// several keys) and picks the keys to import: the signing pair, the
+// encryption pair (the same one for a dual-use certificate), and older
+// encryption keys as history. It also returns the chain above the
+// signing certificate, ending at the root when the file has one.
+func readPKCS12(data []byte, password Secret) ([]importedKey, []*x509.Certificate, error) {
+	b, err := legacy.Read(data, string(password))
+	if errors.Is(err, legacy.ErrWrongPassword) {
+		return nil, nil, fmt.Errorf("%w: wrong PKCS#12 password", ErrBadPKCS12)
+	}
 	if err != nil {
-		if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-			return nil, nil, fmt.Errorf("%w: wrong PKCS#12 password", ErrBadPKCS12)
-		}
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadPKCS12, err)
 	}
-	return []keyPair{{cert: cert, key: key}}, cas, nil
+	m := b.Pairs()
+	if m.Signing == nil || m.Encryption == nil {
+		return nil, nil, fmt.Errorf("%w: it needs a signing and an encryption certificate (or one for both) with their keys", ErrBadPKCS12)
+	}
+	keys := []importedKey{
+		{cert: m.Signing.Cert, key: m.Signing.Key, use: UseSign, status: KeyCurrent},
+		{cert: m.Encryption.Cert, key: m.Encryption.Key, use: UseEncrypt, status: KeyCurrent},
+	}
+	for i := range m.Pairs {
+		p := &m.Pairs[i]
+		if p != m.Encryption && p != m.Signing && p.CanEncrypt() {
+			keys = append(keys, importedKey{cert: p.Cert, key: p.Key, use: UseEncrypt, status: KeyHistory})
+		}
+	}
+	return keys, m.Signing.Chain, nil
 }
 
 // ImportPKCS12 makes a Digital ID from an external CA's PKCS#12: one
@@ -68,12 +87,13 @@ func (s *Service) ImportPKCS12(ctx context.Context, req ImportRequest) (*EnrollR
 	} else if !errors.Is(err, ErrNoIdentity) {
 		return nil, err
 	}
-	pairs, cas, err := readPKCS12(req.PKCS12, req.PKCS12Password)
+	keys, chain, err := readPKCS12(req.PKCS12, req.PKCS12Password)
 	if err != nil {
 		return nil, err
 	}
-	uses, err := s.classifyImport(email, pairs)
-	if err != nil {
+	// Keys of other people in the same file are none of this ID's business.
+	keys = slices.DeleteFunc(keys, func(k importedKey) bool { return k.status == KeyHistory && !certForAddress(k.cert, email) })
+	if err := s.checkImport(email, keys); err != nil {
 		return nil, err
 	}
 	id, err := newRecordID(s.rand)
@@ -91,74 +111,46 @@ func (s *Service) ImportPKCS12(ctx context.Context, req ImportRequest) (*EnrollR
 	}
 	now := s.clock.Now()
 	e := &enrolment{mk: mk, id: idRecord{ID: id, Email: email, Name: name, State: StatePending, Source: SourceImport, Created: now, Updated: now, Master: wrapped}}
-	for _, c := range cas {
-		if c.CheckSignatureFrom(c) == nil && e.id.RootDER == nil {
+	for i, c := range chain {
+		if i == len(chain)-1 && c.CheckSignatureFrom(c) == nil {
 			e.id.RootDER = c.Raw
 		} else {
 			e.id.Chain = append(e.id.Chain, c.Raw)
 		}
 	}
-	for i, p := range pairs {
-		for _, use := range uses[i] {
-			der, err := x509.MarshalPKCS8PrivateKey(p.key)
-			if err != nil {
-				return nil, fmt.Errorf("%w: key %d: %v", ErrBadPKCS12, i+1, err)
-			}
-			k, err := s.newKeyRecord(mk, id, use, KeyCurrent, p.cert, der, nil)
-			if err != nil {
-				return nil, err
-			}
-			e.keys = append(e.keys, k)
+	for i, ik := range keys {
+		der, err := x509.MarshalPKCS8PrivateKey(ik.key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %d: %v", ErrBadPKCS12, i+1, err)
 		}
+		k, err := s.newKeyRecord(mk, id, ik.use, ik.status, ik.cert, der, nil)
+		if err != nil {
+			return nil, err
+		}
+		e.keys = append(e.keys, k)
 	}
 	res, err := s.commitEnrolment(ctx, e, nil, "", "", req.Remember)
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("Digital ID imported", "email", email, "id", id, "keys", len(pairs))
+	s.log.Info("Digital ID imported", "email", email, "id", id, "keys", len(keys))
 	return res, nil
 }
 
-// classifyImport checks each pair (key matches certificate, certificate for
-// email, valid now, usable for e-mail) and decides its use: one pair must
-// end up signing and one decrypting, possibly the same (a dual-use
-// certificate gets both uses).
-func (s *Service) classifyImport(email string, pairs []keyPair) ([][]KeyUse, error) {
+// checkImport checks each key's certificate: for email and valid now.
+func (s *Service) checkImport(email string, keys []importedKey) error {
 	now := s.clock.Now()
-	uses := make([][]KeyUse, len(pairs))
-	var signs, decrypts int
-	for i, p := range pairs {
-		c := p.cert
+	for _, k := range keys {
+		c := k.cert
 		switch {
-		case !publicKeyMatches(p.key, c.PublicKey):
-			return nil, fmt.Errorf("%w: key %d does not match its certificate", ErrBadPKCS12, i+1)
 		case !certForAddress(c, email):
-			return nil, fmt.Errorf("%w: the certificate %q is not for %s", ErrBadPKCS12, c.Subject.CommonName, email)
-		case !validAt(c, now):
-			return nil, fmt.Errorf("%w: the certificate %q is not valid now (valid %s to %s)", ErrBadPKCS12,
+			return fmt.Errorf("%w: the certificate %q is not for %s", ErrBadPKCS12, c.Subject.CommonName, email)
+		case k.status == KeyCurrent && !validAt(c, now):
+			return fmt.Errorf("%w: the certificate %q is not valid now (valid %s to %s)", ErrBadPKCS12,
 				c.Subject.CommonName, c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly))
-		case len(c.ExtKeyUsage) > 0 && !slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageEmailProtection) &&
-			!slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny):
-			return nil, fmt.Errorf("%w: the certificate %q is not for e-mail protection", ErrBadPKCS12, c.Subject.CommonName)
-		}
-		sign := c.KeyUsage == 0 || c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) != 0
-		enc := canEncrypt(c)
-		if sign {
-			uses[i] = append(uses[i], UseSign)
-			signs++
-		}
-		if enc {
-			uses[i] = append(uses[i], UseEncrypt)
-			decrypts++
-		}
-		if len(uses[i]) == 0 {
-			return nil, fmt.Errorf("%w: the certificate %q can neither sign nor encrypt", ErrBadPKCS12, c.Subject.CommonName)
 		}
 	}
-	if signs == 0 || decrypts == 0 {
-		return nil, fmt.Errorf("%w: it needs a signing and an encryption certificate (or one for both)", ErrBadPKCS12)
-	}
-	return uses, nil
+	return nil
 }
 
 // certForAddress reports whether c names email (rfc822Name, or the

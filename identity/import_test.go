@@ -70,8 +70,34 @@ func TestImportPKCS12(t *testing.T) {
 	if _, err := f.svc.ImportPKCS12(ctx, req); !errors.Is(err, ErrAlreadyEnrolled) {
 		t.Fatalf("second import: %v", err)
 	}
-	// A signing-only certificate is not enough.
+	// Separate signing and encryption certificates (here as a PEM bundle,
+	// which the reader takes as well as PKCS#12).
 	split := pki.User(t, "frank@example.test", mailtest.P256)
+	var bundle []byte
+	for _, k := range []any{split.SignKey, split.EncKey} {
+		p, err := mailtest.KeyPEM(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(bundle, p...)
+	}
+	bundle = append(bundle, mailtest.CertPEM(split.SignCert, split.EncCert, pki.Intermediate, pki.Root)...)
+	res, err = f.svc.ImportPKCS12(ctx, ImportRequest{Email: split.Email, PKCS12: bundle, Name: "Frank", Password: "correct horse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Identity.SigningCert.Equal(split.SignCert) || !res.Identity.EncryptionCert.Equal(split.EncCert) || res.RootAccepted {
+		t.Fatalf("split import: sign %v enc %v, root accepted by erin counts for frank: %v", res.Identity.SigningCert.Subject, res.Identity.EncryptionCert.Subject, res.RootAccepted)
+	}
+	if _, err := f.svc.AcceptRoot(ctx, split.Email, res.Root.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	der = encryptTo(t, split.EncCert, "to frank")
+	if got := decryptAs(t, f, split.Email, der); !bytes.Contains([]byte(got), []byte("to frank")) {
+		t.Fatal("decrypt with the imported encryption key")
+	}
+	// A signing-only certificate is not enough.
+	split = pki.User(t, "heidi@example.test", mailtest.P256)
 	signOnly, _ := pkcs12.Modern.Encode(split.SignKey, split.SignCert, split.Chain, "pw")
 	if _, err := f.svc.ImportPKCS12(ctx, ImportRequest{Email: split.Email, PKCS12: signOnly, PKCS12Password: "pw", Name: "F", Password: "correct horse"}); !errors.Is(err, ErrBadPKCS12) {
 		t.Fatalf("signing-only import: %v", err)
