@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"io"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -48,7 +47,7 @@ func (k *hostileKit) keys(u *mailtest.User) []smime.KeyPair {
 func (k *hostileKit) encrypt(t testing.TB, msg []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	if err := encryptMsg(&out, msg, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{}); err != nil {
+	if err := smime.Encrypt(&out, msg, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{}); err != nil {
 		t.Fatalf("encrypt: %v", err)
 	}
 	return out.Bytes()
@@ -135,7 +134,7 @@ func TestHostileEncrypted(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bounded(t, 64<<20, 5*time.Second, func() {
-				d, err := decryptMsg(tc.msg, tc.keys)
+				d, err := smime.Decrypt(tc.msg, tc.keys)
 				if d != nil {
 					t.Errorf("Decrypt returned a result beside error %v", err)
 				}
@@ -390,12 +389,12 @@ func TestLargeAttachmentRoundTrip(t *testing.T) {
 		}},
 		{"encrypt", func() error {
 			var out bytes.Buffer
-			err := encryptMsg(&out, signed, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{})
+			err := smime.Encrypt(&out, signed, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{})
 			sealed = out.Bytes()
 			return err
 		}},
 		{"decrypt", func() (err error) {
-			dec, err = decryptMsg(sealed, k.keys(k.alice))
+			dec, err = smime.Decrypt(sealed, k.keys(k.alice))
 			return err
 		}},
 		{"verify", func() (err error) {
@@ -448,45 +447,4 @@ func timeLimit(d time.Duration) time.Duration {
 		}
 	}
 	return d
-}
-
-// encryptMsg and decryptMsg stand for smime.Encrypt and smime.Decrypt
-// until those whole-message functions exist: EncryptEntity/DecryptDER
-// wrapped in an application/pkcs7-mime entity.
-func encryptMsg(w io.Writer, msg []byte, to []smime.Recipient, opts smime.EncryptOptions) error {
-	outer, entity, err := smime.SplitMessage(msg)
-	if err != nil {
-		return err
-	}
-	der, err := smime.EncryptEntity(entity, to, opts)
-	if err != nil {
-		return err
-	}
-	s := base64.StdEncoding.EncodeToString(der)
-	b := []byte("Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	for len(s) > 76 {
-		b = append(append(b, s[:76]...), '\r', '\n')
-		s = s[76:]
-	}
-	b = append(append(b, s...), '\r', '\n')
-	return smime.Compose(w, outer, b)
-}
-
-func decryptMsg(msg []byte, keys []smime.KeyPair) (*smime.Decrypted, error) {
-	_, entity, err := smime.SplitMessage(msg)
-	if err != nil {
-		return nil, err
-	}
-	e, err := smime.ParseEntity(entity)
-	if err != nil {
-		return nil, err
-	}
-	if e.MediaType != "application/pkcs7-mime" {
-		return nil, smime.ErrNotEncrypted
-	}
-	der, err := e.Body()
-	if err != nil {
-		return nil, err
-	}
-	return smime.DecryptDER(der, keys)
 }
