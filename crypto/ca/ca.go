@@ -295,5 +295,9 @@ func (c *CA) Chain() []*x509.Certificate {
 	return append([]*x509.Certificate{c.cert}, c.chain...)
 }
 
+// Dir returns the CA directory, where escrow.key (EscrowKeyFile) is looked
+// for when a key is recovered.
+func (c *CA) Dir() string { return c.dir }
+
 // Validity returns how long users' certificates are issued for.
 func (c *CA) Validity() time.Duration { return c.validity }

@@ -30,6 +30,37 @@ func openTestCA(t *testing.T, opts Options) (*CA, string) {
 	return c, dir
 }
 
+// openFastCA is openTestCA for tests that do not look at the escrow
+// certificate: a P-256 escrow.key placed beforehand spares the RSA-3072
+// key generation, which dominates the package's test time.
+func openFastCA(t *testing.T, opts Options) (*CA, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ca")
+	fastEscrowKey(t, dir)
+	if opts.Org == "" {
+		opts.Org = "Example Org"
+	}
+	c, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return c, dir
+}
+
+func fastEscrowKey(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data, err := MarshalPrivateKeyPEM(mustKey(t, KeyP256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, EscrowKeyFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustKey(t *testing.T, kind KeyType) crypto.Signer {
 	t.Helper()
 	k, err := GenerateKey(kind)
@@ -125,6 +156,7 @@ func TestReopenLoadsSameRoot(t *testing.T) {
 
 func TestConcurrentFirstOpenAgreesOnOneRoot(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
+	fastEscrowKey(t, dir)
 	const n = 4
 	var wg sync.WaitGroup
 	cas := make([]*CA, n)
@@ -146,7 +178,7 @@ func TestConcurrentFirstOpenAgreesOnOneRoot(t *testing.T) {
 var oidEmailAddressAttr = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
 
 func TestIssueUserCertificates(t *testing.T) {
-	c, _ := openTestCA(t, Options{RootKeyType: KeyP384})
+	c, _ := openFastCA(t, Options{RootKeyType: KeyP384})
 	roots := x509.NewCertPool()
 	roots.AddCert(c.Root())
 	tests := []struct {
@@ -238,7 +270,7 @@ func checkEmailAttributeIA5(t *testing.T, cert *x509.Certificate, want string) {
 }
 
 func TestIssueRefuses(t *testing.T) {
-	c, _ := openTestCA(t, Options{RootKeyType: KeyP256})
+	c, _ := openFastCA(t, Options{RootKeyType: KeyP256})
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +310,7 @@ func TestIssueRefuses(t *testing.T) {
 
 func TestValidityLimits(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
+	fastEscrowKey(t, dir)
 	if _, err := Open(dir, Options{Org: "O", Validity: MaxValidity + 24*time.Hour}); err == nil {
 		t.Fatal("validity over 825 days accepted")
 	}
@@ -310,7 +343,7 @@ func TestValidityLimits(t *testing.T) {
 }
 
 func TestFingerprintFormat(t *testing.T) {
-	c, _ := openTestCA(t, Options{RootKeyType: KeyP256})
+	c, _ := openFastCA(t, Options{RootKeyType: KeyP256})
 	fp := Fingerprint(c.Root())
 	if !regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`).MatchString(fp) {
 		t.Errorf("fingerprint %q", fp)

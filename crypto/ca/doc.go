@@ -30,11 +30,13 @@
 // Users' encryption keys are escrowed by package identity as CMS
 // EnvelopedData (RFC 5652) encrypted to the certificate returned by
 // [CA.EscrowCertificate] (RSA-3072, keyEncipherment, extended key usage
-// Key Recovery Agent 1.3.6.1.4.1.311.21.6). The proxy never needs
-// escrow.key while running: once escrow.crt exists, an administrator should
-// move escrow.key off the server (for example to an offline medium) and
-// keep it there. To recover an escrowed key, save the escrow record as
-// DER (escrowed.p7m) and run, on the machine holding the key:
+// Key Recovery Agent 1.3.6.1.4.1.311.21.6). Issuing certificates and
+// escrowing keys need only escrow.crt; escrow.key is read only when a key
+// is recovered. An administrator should therefore move escrow.key off the
+// server (for example to an offline medium) once escrow.crt exists, and
+// bring it back only while a user's recovery enrolment runs, or recover
+// offline: save the escrow record as DER (escrowed.p7m) and run, on the
+// machine holding the key:
 //
 //	openssl cms -decrypt -inform DER -in escrowed.p7m \
 //	    -recip escrow.crt -inkey escrow.key -out recovered.key

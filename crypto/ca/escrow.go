@@ -21,8 +21,9 @@ const escrowRenewBefore = 90 * 24 * time.Hour
 
 // EscrowCertificate returns the key-recovery certificate. Package identity
 // encrypts each user's encryption private key to it as CMS EnvelopedData;
-// the matching private key is only needed offline (see the package
-// documentation for the openssl command).
+// the matching private key (EscrowKeyFile in Dir) is needed only to
+// recover such a key (see the package documentation for the offline
+// openssl command).
 func (c *CA) EscrowCertificate() *x509.Certificate { return c.escrow }
 
 // loadOrCreateEscrow loads escrow.crt, re-certifying it when it was not

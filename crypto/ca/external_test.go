@@ -85,6 +85,7 @@ func TestOperatorCA(t *testing.T) {
 			tmp := t.TempDir()
 			keyFile := writePEM(t, filepath.Join(tmp, "op.key"), tc.key)
 			certFile := writePEM(t, filepath.Join(tmp, "op.crt"), tc.cert)
+			fastEscrowKey(t, filepath.Join(tmp, "ca"))
 			c, err := Open(filepath.Join(tmp, "ca"), Options{KeyFile: keyFile, CertFile: certFile})
 			if tc.wantErr == nil && tc.wantMsg == "" {
 				if err != nil {
@@ -124,4 +125,30 @@ func TestOperatorCA(t *testing.T) {
 			t.Errorf("err %v", err)
 		}
 	})
+}
+
+// TestEscrowFollowsCA: switching to an operator's CA re-certifies the
+// existing escrow key under it, so escrowed keys stay recoverable with the
+// same escrow.key.
+func TestEscrowFollowsCA(t *testing.T) {
+	c, dir := openFastCA(t, Options{RootKeyType: KeyP256})
+	before := c.EscrowCertificate()
+	tmp := t.TempDir()
+	opKey := mustKey(t, KeyP256)
+	keyFile := writePEM(t, filepath.Join(tmp, "op.key"), keyPEM(t, opKey, "PRIVATE KEY"))
+	certFile := writePEM(t, filepath.Join(tmp, "op.crt"), makeCACert(t, opKey, true, time.Now().Add(time.Hour*24*400)))
+	op, err := Open(dir, Options{KeyFile: keyFile, CertFile: certFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := op.EscrowCertificate()
+	if err := after.CheckSignatureFrom(op.Root()); err != nil {
+		t.Errorf("escrow certificate not re-issued by the new CA: %v", err)
+	}
+	if !samePublicKey(after.PublicKey, before.PublicKey) {
+		t.Error("escrow key changed; keys escrowed before could not be recovered")
+	}
+	if after.NotAfter.After(op.Root().NotAfter) {
+		t.Error("escrow certificate outlives its CA")
+	}
 }

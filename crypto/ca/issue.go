@@ -23,7 +23,6 @@ var ErrBadName = errors.New("invalid name")
 
 var (
 	oidCommonName   = asn1.ObjectIdentifier{2, 5, 4, 3}
-	oidOrganization = asn1.ObjectIdentifier{2, 5, 4, 10}
 	oidEmailAddress = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
 )
 

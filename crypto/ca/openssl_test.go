@@ -34,7 +34,7 @@ func writePEM(t *testing.T, path string, data []byte) string {
 // purpose, and openssl x509 -text for the extensions.
 func TestOpenSSLAcceptsIssuedCertificates(t *testing.T) {
 	openssl := mailtest.LookTool(t, "openssl", "openssl")
-	c, dir := openTestCA(t, Options{})
+	c, dir := openFastCA(t, Options{})
 	tmp := t.TempDir()
 	rsaKey, ecKey := mustKey(t, KeyRSA2048), mustKey(t, KeyP256)
 	sign, err := c.IssueSigning(rsaKey.Public(), "alice@example.test", "Alice Example")

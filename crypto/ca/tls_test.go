@@ -11,7 +11,7 @@ import (
 
 func TestTLSCertificate(t *testing.T) {
 	now := time.Now()
-	c, _ := openTestCA(t, Options{RootKeyType: KeyP256, Now: func() time.Time { return now }})
+	c, _ := openFastCA(t, Options{RootKeyType: KeyP256, Now: func() time.Time { return now }})
 	pair, err := c.TLSCertificate([]string{"Mail.Example.Test", "192.0.2.7", "mail.example.test"})
 	if err != nil {
 		t.Fatal(err)
