@@ -44,9 +44,9 @@ func (k Kind) String() string {
 // not S/MIME.
 func Classify(contentType string) Kind {
 	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil && mt == "" {
-		// Unparseable parameters still leave the media type to go by.
-		mt = strings.ToLower(strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0]))
+	if err != nil {
+		// A damaged parameter list must not hide what the entity is.
+		mt, params = lenientMediaType(contentType)
 	}
 	mt = strings.ToLower(mt)
 	switch mt {
@@ -88,4 +88,19 @@ func Classify(contentType string) Kind {
 		return Enveloped
 	}
 	return Unknown
+}
+
+// lenientMediaType splits a Content-Type that mime.ParseMediaType refuses
+// into its media type and the parameters that look like name=value.
+func lenientMediaType(v string) (string, map[string]string) {
+	fields := strings.Split(v, ";")
+	params := map[string]string{}
+	for _, f := range fields[1:] {
+		name, value, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		params[strings.ToLower(strings.TrimSpace(name))] = strings.Trim(strings.TrimSpace(value), `"`)
+	}
+	return strings.TrimSpace(fields[0]), params
 }
