@@ -11,7 +11,7 @@ import (
 	"smimeproxy/internal/mailtest"
 )
 
-func runCmd(t *testing.T, stdin []byte, args ...string) (code int, stdout, stderr string) {
+func runSignCLI(t *testing.T, stdin []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code = dispatch(context.Background(), stdio{bytes.NewReader(stdin), &out, &errb}, "smimeproxy", topCommands(), args)
@@ -44,7 +44,7 @@ func TestSmimeSignVerifyCLI(t *testing.T) {
 		if opaque {
 			args = append(args, "-opaque")
 		}
-		code, signedMsg, stderr := runCmd(t, nil, args...)
+		code, signedMsg, stderr := runSignCLI(t, nil, args...)
 		if code != 0 {
 			t.Fatalf("sign (opaque=%v) exit %d: %s", opaque, code, stderr)
 		}
@@ -54,7 +54,7 @@ func TestSmimeSignVerifyCLI(t *testing.T) {
 		}
 
 		out := filepath.Join(dir, "content.eml")
-		code, _, stderr = runCmd(t, []byte(signedMsg), "smime", "verify", "-roots", pf.Root, "-out", out)
+		code, _, stderr = runSignCLI(t, []byte(signedMsg), "smime", "verify", "-roots", pf.Root, "-out", out)
 		if code != 0 || !strings.Contains(stderr, "alice@example.test") || !strings.Contains(stderr, "verification successful") {
 			t.Fatalf("verify exit %d: %s", code, stderr)
 		}
@@ -64,7 +64,7 @@ func TestSmimeSignVerifyCLI(t *testing.T) {
 		}
 
 		// Wrong roots: exit 1, nothing written to stdout.
-		code, stdout, stderr := runCmd(t, []byte(signedMsg), "smime", "verify", "-roots", other.Root)
+		code, stdout, stderr := runSignCLI(t, []byte(signedMsg), "smime", "verify", "-roots", other.Root)
 		if code != 1 || stdout != "" || !strings.Contains(stderr, "not trusted") {
 			t.Fatalf("wrong roots: exit %d, stdout %q, stderr %s", code, stdout, stderr)
 		}
@@ -73,12 +73,12 @@ func TestSmimeSignVerifyCLI(t *testing.T) {
 		if opaque {
 			tampered = strings.Replace(signedMsg, "MII", "MIJ", 1)
 		}
-		if code, _, stderr := runCmd(t, []byte(tampered), "smime", "verify", "-roots", pf.Root); code != 1 {
+		if code, _, stderr := runSignCLI(t, []byte(tampered), "smime", "verify", "-roots", pf.Root); code != 1 {
 			t.Fatalf("tampered: exit %d: %s", code, stderr)
 		}
 		// From mismatch: still valid (exit 0) but a warning.
 		forged := strings.Replace(signedMsg, "From: Alice <alice@example.test>", "From: mallory@example.test", 1)
-		code, _, stderr = runCmd(t, []byte(forged), "smime", "verify", "-roots", pf.Root)
+		code, _, stderr = runSignCLI(t, []byte(forged), "smime", "verify", "-roots", pf.Root)
 		if code != 0 || !strings.Contains(stderr, "warning: From address mallory@example.test is not the signer's") {
 			t.Fatalf("From mismatch: exit %d: %s", code, stderr)
 		}
@@ -113,7 +113,7 @@ func TestSmimeSignVerifyCLIUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runCmd(t, []byte(tt.stdin), tt.args...)
+			code, _, stderr := runSignCLI(t, []byte(tt.stdin), tt.args...)
 			if code != tt.wantCode || !strings.Contains(stderr, tt.wantErr) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, tt.wantCode, stderr, tt.wantErr)
 			}
