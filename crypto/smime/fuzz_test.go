@@ -91,3 +91,37 @@ func TestBERToDERJoinsChunks(t *testing.T) {
 		t.Fatal("DER input was copied")
 	}
 }
+
+// FuzzDecrypt: a whole hostile message gives a sentinel error or an
+// entity with CRLF line ends, never a panic.
+func FuzzDecrypt(f *testing.F) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".eml") {
+			b, err := os.ReadFile(filepath.Join("testdata", e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\nMIA=\r\n"))
+	f.Add([]byte("Content-Type: application/octet-stream; name=smime.p7m\nContent-Transfer-Encoding: binary\n\n0\x80"))
+	rsaPair, ecPair := sampleKeys(f)
+	keys := []KeyPair{rsaPair, ecPair}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		d, err := Decrypt(msg, keys)
+		if err != nil {
+			if !isSentinel(err) {
+				t.Fatalf("error without sentinel: %v", err)
+			}
+			return
+		}
+		if bareLFs(d.Entity) != 0 {
+			t.Fatal("entity with bare LF")
+		}
+	})
+}

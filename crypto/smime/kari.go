@@ -249,7 +249,11 @@ func unwrapKARI(k *kari, encKey []byte, key ECDHKey, keyLen int) ([]byte, string
 		return nil, "", ErrDecryptFailed
 	}
 	kek := x963KDF(hash, z, sharedInfo(k.wrapAlg, k.ukm, kekLen), kekLen)
-	cek, err := aesKeyUnwrap(kek, encKey)
+	unwrap := aesKeyUnwrap
+	if k.wrapOID.Equal(oidWrapDES3) {
+		unwrap = des3KeyUnwrap
+	}
+	cek, err := unwrap(kek, encKey)
 	if err != nil || len(cek) != keyLen {
 		return nil, "", ErrDecryptFailed
 	}

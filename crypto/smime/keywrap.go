@@ -2,9 +2,13 @@ package smime
 
 import (
 	"crypto/aes"
+	"crypto/cipher"
+	"crypto/des"
+	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
+	"slices"
 )
 
 // AES Key Wrap (RFC 3394 §2.2.1, §2.2.2) with the default IV, as used for
@@ -71,4 +75,32 @@ func aesKeyUnwrap(kek, wrapped []byte) ([]byte, error) {
 		return nil, errKeyWrap
 	}
 	return out, nil
+}
+
+// des3KeyWrapIV is the fixed IV of the outer pass of RFC 3217 §3.1.
+var des3KeyWrapIV = []byte{0x4a, 0xdd, 0xa2, 0x2c, 0x79, 0xe8, 0x21, 0x05}
+
+// des3KeyUnwrap reverses the Triple-DES key wrap of RFC 3217 §3.2, which
+// OpenSSL uses for a 3DES content key in ECDH key agreement. Only unwrap
+// is needed: we never send 3DES.
+func des3KeyUnwrap(kek, wrapped []byte) ([]byte, error) {
+	if len(wrapped) != 40 {
+		return nil, errKeyWrap
+	}
+	block, err := des.NewTripleDESCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	temp3 := make([]byte, 40)
+	cipher.NewCBCDecrypter(block, des3KeyWrapIV).CryptBlocks(temp3, wrapped)
+	slices.Reverse(temp3)
+	iv, temp1 := temp3[:8], temp3[8:]
+	lcekpad := make([]byte, 32)
+	cipher.NewCBCDecrypter(block, iv).CryptBlocks(lcekpad, temp1)
+	cek, icv := lcekpad[:24], lcekpad[24:]
+	sum := sha1.Sum(cek)
+	if subtle.ConstantTimeCompare(sum[:8], icv) != 1 {
+		return nil, errKeyWrap
+	}
+	return cek, nil
 }

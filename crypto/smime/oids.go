@@ -23,6 +23,7 @@ var (
 	oidWrapAES128           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 5}
 	oidWrapAES192           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 25}
 	oidWrapAES256           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 45}
+	oidWrapDES3             = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 3, 6}
 	oidKeyRSA               = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
 	oidKeyRSAOAEP           = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 7}
 	oidMGF1                 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
@@ -173,6 +174,8 @@ func wrapKeyLen(oid asn1.ObjectIdentifier) (int, bool) {
 		return 24, true
 	case oid.Equal(oidWrapAES256):
 		return 32, true
+	case oid.Equal(oidWrapDES3): // RFC 3217, inbound only
+		return 24, true
 	}
 	return 0, false
 }

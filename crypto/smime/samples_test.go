@@ -58,6 +58,7 @@ var samples = []struct {
 	{"enc-ecdh-sha1kdf-openssl.p7m", AES256CBC, "ecdh-sha1kdf", true, false},
 	{"enc-ecdh-sha256kdf-openssl.p7m", AES128CBC, "ecdh-sha256kdf", true, false},
 	{"enc-ecdh-gcm-openssl.p7m", AES256GCM, "ecdh-sha1kdf", true, false},
+	{"enc-ecdh-des3wrap-openssl.p7m", DES3CBC, "ecdh-sha1kdf", true, false},
 	{"enc-two-recipients-ber-stream-openssl.p7m", AES256CBC, "ecdh-sha1kdf", true, true},
 	{"enc-ski-openssl.p7m", AES256CBC, "ecdh-sha1kdf", true, true},
 }
