@@ -114,7 +114,7 @@ func TestBERPKCS12(t *testing.T) {
 		}
 		files := map[string][]byte{
 			"outer": berize(t, src),
-			"deep":  berize(t, pfxWithMAC(t, berize(t, authSafe), "pw")),
+			"deep":  berize(t, pfxWithMAC(t, berize(t, authSafe), bmpPassword("pw"))),
 		}
 		for name, data := range files {
 			if err := writeFile(p.path("ber.p12"), data); err != nil {

@@ -79,6 +79,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(cert.Raw, "")
 	f.Add(pkcs8, "")
 	f.Add([]byte{0x30, 0x80, 0x02, 0x01, 0x03, 0x00, 0x00}, "x")
+	f.Add(readSample(f, "rfc9579-a1-pbmac1-sha256.p12"), "1234")
 	f.Fuzz(func(t *testing.T, data []byte, password string) {
 		// A lower iteration cap than Read's keeps mutated iteration
 		// counts from stalling the fuzzer.

@@ -174,6 +174,9 @@ func pbeCipher(alg pkix.AlgorithmIdentifier, pw passphrase) (cipher.Block, []byt
 		return nil, nil, fmt.Errorf("PBE iteration count %d: %w", p.Iterations, ErrUnsupported)
 	}
 	bmp := bmpPassword(pw.text)
+	if pw.emptyBMP {
+		bmp = nil
+	}
 	derive := func(id, n int) []byte { return pkcs12KDF(sha1.New, 64, id, bmp, p.Salt, p.Iterations, n) }
 	iv := derive(2, 8)
 	switch {
@@ -209,19 +212,9 @@ func pbes2Cipher(params []byte, pw passphrase) (cipher.Block, []byte, error) {
 	if kdf.Iterations < 1 || kdf.Iterations > pw.maxIterations {
 		return nil, nil, fmt.Errorf("PBKDF2 iteration count %d: %w", kdf.Iterations, ErrUnsupported)
 	}
-	prf := sha1.New
-	switch a := kdf.PRF.Algorithm; {
-	case len(a) == 0, a.Equal(oidHMACWithSHA1):
-	case a.Equal(oidHMACWithSHA224):
-		prf = sha256.New224
-	case a.Equal(oidHMACWithSHA256):
-		prf = sha256.New
-	case a.Equal(oidHMACWithSHA384):
-		prf = sha512.New384
-	case a.Equal(oidHMACWithSHA512):
-		prf = sha512.New
-	default:
-		return nil, nil, fmt.Errorf("PBKDF2 PRF %v: %w", a, ErrUnsupported)
+	prf, err := hmacHash(kdf.PRF.Algorithm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PBKDF2 PRF: %w", err)
 	}
 	var (
 		keyLen int
@@ -258,6 +251,24 @@ func pbes2Cipher(params []byte, pw passphrase) (cipher.Block, []byte, error) {
 		return nil, nil, fmt.Errorf("PBES2 IV of %d bytes, want %d", len(iv), block.BlockSize())
 	}
 	return block, iv, nil
+}
+
+// hmacHash maps an HMAC algorithm identifier (RFC 8018 appendix B.1) to
+// its hash; the absent identifier is PBKDF2's default, HMAC-SHA-1.
+func hmacHash(oid asn1.ObjectIdentifier) (func() hash.Hash, error) {
+	switch {
+	case len(oid) == 0, oid.Equal(oidHMACWithSHA1):
+		return sha1.New, nil
+	case oid.Equal(oidHMACWithSHA224):
+		return sha256.New224, nil
+	case oid.Equal(oidHMACWithSHA256):
+		return sha256.New, nil
+	case oid.Equal(oidHMACWithSHA384):
+		return sha512.New384, nil
+	case oid.Equal(oidHMACWithSHA512):
+		return sha512.New, nil
+	}
+	return nil, fmt.Errorf("HMAC algorithm %v: %w", oid, ErrUnsupported)
 }
 
 // unmarshalAll decodes DER into v and refuses trailing bytes.

@@ -3,6 +3,7 @@ package legacy
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -119,9 +120,11 @@ func readPKCS12(der []byte, pw passphrase, b *Bundle) error {
 		return fmt.Errorf("PKCS#12 authenticated safe: %w", err)
 	}
 	if len(pfx.MacData.Mac.Algorithm.Algorithm) > 0 {
-		if err := verifyMAC(&pfx.MacData, authSafe, pw); err != nil {
+		emptyBMP, err := verifyMAC(&pfx.MacData, authSafe, pw)
+		if err != nil {
 			return err
 		}
+		pw.emptyBMP = emptyBMP
 	}
 	var safes []contentInfo
 	if err := unmarshalBER(authSafe, &safes); err != nil {
@@ -263,9 +266,58 @@ func friendlyName(attrs []pkcs12Attribute) string {
 	return ""
 }
 
+// verifyPBMAC1 checks a PBMAC1 MAC (RFC 9579): PBKDF2 over the UTF-8
+// password with the salt and key length in the algorithm parameters (the
+// MacData salt and iteration fields are ignored), then HMAC.
+func verifyPBMAC1(md *macData, content []byte, pw passphrase) error {
+	var p struct {
+		KDF pkix.AlgorithmIdentifier
+		MAC pkix.AlgorithmIdentifier
+	}
+	if err := unmarshalAll(md.Mac.Algorithm.Parameters.FullBytes, &p); err != nil {
+		return fmt.Errorf("PKCS#12 PBMAC1 parameters: %w", err)
+	}
+	if !p.KDF.Algorithm.Equal(oidPBKDF2) {
+		return fmt.Errorf("PKCS#12 PBMAC1 key derivation %v: %w", p.KDF.Algorithm, ErrUnsupported)
+	}
+	var kdf pbkdf2Params
+	if err := unmarshalAll(p.KDF.Parameters.FullBytes, &kdf); err != nil {
+		return fmt.Errorf("PKCS#12 PBMAC1 PBKDF2 parameters: %w", err)
+	}
+	if kdf.Iterations < 1 || kdf.Iterations > pw.maxIterations {
+		return fmt.Errorf("PKCS#12 PBMAC1 iteration count %d: %w", kdf.Iterations, ErrUnsupported)
+	}
+	// RFC 9579 requires the key length; a short one would let a forged
+	// MAC through with little work.
+	if kdf.KeyLength < 20 || kdf.KeyLength > 64 {
+		return fmt.Errorf("PKCS#12 PBMAC1 key length %d is outside 20..64 bytes", kdf.KeyLength)
+	}
+	prf, err := hmacHash(kdf.PRF.Algorithm)
+	if err != nil {
+		return fmt.Errorf("PKCS#12 PBMAC1 PRF: %w", err)
+	}
+	if len(p.MAC.Algorithm) == 0 {
+		return errors.New("PKCS#12 PBMAC1 names no MAC algorithm")
+	}
+	macHash, err := hmacHash(p.MAC.Algorithm)
+	if err != nil {
+		return fmt.Errorf("PKCS#12 PBMAC1 MAC: %w", err)
+	}
+	key, err := pbkdf2.Key(prf, pw.text, kdf.Salt, kdf.Iterations, kdf.KeyLength)
+	if err != nil {
+		return fmt.Errorf("PKCS#12 PBMAC1 PBKDF2: %w", err)
+	}
+	mac := hmac.New(macHash, key)
+	mac.Write(content)
+	if !hmac.Equal(mac.Sum(nil), md.Mac.Digest) {
+		return ErrWrongPassword
+	}
+	return nil
+}
+
 // verifyMAC checks the PFX's HMAC (RFC 7292 section 5.2 and appendix B),
 // which is what tells a wrong password apart from a damaged file.
-func verifyMAC(md *macData, content []byte, pw passphrase) error {
+func verifyMAC(md *macData, content []byte, pw passphrase) (emptyBMP bool, err error) {
 	var (
 		newHash func() hash.Hash
 		v       = 64
@@ -282,12 +334,12 @@ func verifyMAC(md *macData, content []byte, pw passphrase) error {
 	case a.Equal(oidSHA512):
 		newHash, v = sha512.New, 128
 	case a.Equal(oidPBMAC1):
-		return fmt.Errorf("PKCS#12 MAC PBMAC1 (RFC 9579): %w", ErrUnsupported)
+		return false, verifyPBMAC1(md, content, pw)
 	default:
-		return fmt.Errorf("PKCS#12 MAC digest %v: %w", a, ErrUnsupported)
+		return false, fmt.Errorf("PKCS#12 MAC digest %v: %w", a, ErrUnsupported)
 	}
 	if md.Iterations > pw.maxIterations {
-		return fmt.Errorf("PKCS#12 MAC iteration count %d: %w", md.Iterations, ErrUnsupported)
+		return false, fmt.Errorf("PKCS#12 MAC iteration count %d: %w", md.Iterations, ErrUnsupported)
 	}
 	candidates := [][]byte{bmpPassword(pw.text)}
 	if pw.text == "" {
@@ -300,8 +352,8 @@ func verifyMAC(md *macData, content []byte, pw passphrase) error {
 		mac := hmac.New(newHash, key)
 		mac.Write(content)
 		if hmac.Equal(mac.Sum(nil), md.Mac.Digest) {
-			return nil
+			return cand == nil, nil
 		}
 	}
-	return ErrWrongPassword
+	return false, ErrWrongPassword
 }

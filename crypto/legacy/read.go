@@ -14,7 +14,7 @@ import (
 var (
 	// ErrWrongPassword: the file is protected and the password does not
 	// open it (or none was given).
-	ErrWrongPassword = errors.New("wrong pw for the key file")
+	ErrWrongPassword = errors.New("wrong password for the key file")
 	// ErrUnrecognized: the data is no key or certificate file this
 	// package knows.
 	ErrUnrecognized = errors.New("not a recognised key or certificate file (expected PKCS#12/PFX, PEM or DER)")
@@ -58,6 +58,10 @@ func Read(data []byte, password string) (*Bundle, error) {
 type passphrase struct {
 	text          string
 	maxIterations int
+	// emptyBMP: the file's MAC was made with the empty password as zero
+	// bytes rather than as an empty BMPString with its terminator; the
+	// PKCS#12 PBE schemes of the same file then use that form too.
+	emptyBMP bool
 }
 
 func read(data []byte, pw passphrase) (*Bundle, error) {

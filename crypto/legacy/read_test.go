@@ -145,12 +145,12 @@ func joinPFX(t *testing.T, password string, files ...[]byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pfxWithMAC(t, authSafe, password)
+	return pfxWithMAC(t, authSafe, bmpPassword(password))
 }
 
 // pfxWithMAC wraps an encoded AuthenticatedSafe into a PFX with an
-// HMAC-SHA-256 MAC under password.
-func pfxWithMAC(t *testing.T, authSafe []byte, password string) []byte {
+// HMAC-SHA-256 MAC under the password as PKCS#12 encodes it (bmpPassword).
+func pfxWithMAC(t *testing.T, authSafe []byte, password []byte) []byte {
 	t.Helper()
 	octets, err := asn1.Marshal(authSafe)
 	if err != nil {
@@ -158,7 +158,7 @@ func pfxWithMAC(t *testing.T, authSafe []byte, password string) []byte {
 	}
 	salt := make([]byte, 16)
 	rand.Read(salt)
-	key := pkcs12KDF(sha256.New, 64, 3, bmpPassword(password), salt, 2048, 32)
+	key := pkcs12KDF(sha256.New, 64, 3, password, salt, 2048, 32)
 	mac := hmac.New(sha256.New, key)
 	mac.Write(authSafe)
 	type outCI struct {
@@ -236,5 +236,36 @@ func TestMultiKeyPKCS12(t *testing.T) {
 	}
 	if _, err := Read(joined, "wrong"); !errors.Is(err, ErrWrongPassword) {
 		t.Errorf("wrong password: %v", err)
+	}
+}
+
+// TestEmptyPasswordAsNoBytes: some writers derive the MAC key of a file
+// with an empty password from zero bytes instead of the two-byte empty
+// BMPString; Read accepts both for the empty password and nothing else.
+func TestEmptyPasswordAsNoBytes(t *testing.T) {
+	p := newPKI(t)
+	p.run("pkcs12", "-export", "-inkey", "bob.key", "-in", "bob.crt", "-keypbe", "NONE", "-certpbe", "NONE",
+		"-passout", "pass:", "-out", "empty-src.p12")
+	var pfx pfxPDU
+	if err := unmarshalAll(p.read("empty-src.p12"), &pfx); err != nil {
+		t.Fatal(err)
+	}
+	var authSafe []byte
+	if err := unmarshalAll(pfx.AuthSafe.Content.Bytes, &authSafe); err != nil {
+		t.Fatal(err)
+	}
+	for name, pw := range map[string][]byte{"no bytes": nil, "empty BMPString": bmpPassword("")} {
+		data := pfxWithMAC(t, authSafe, pw)
+		b, err := Read(data, "")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if len(b.Keys) != 1 || !samePublicKey(b.Keys[0].Public(), p.cert("bob.crt").PublicKey) {
+			t.Errorf("%s: %d keys", name, len(b.Keys))
+		}
+		if _, err := Read(data, " "); !errors.Is(err, ErrWrongPassword) {
+			t.Errorf("%s: a blank password opened it: %v", name, err)
+		}
 	}
 }

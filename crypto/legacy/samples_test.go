@@ -106,3 +106,25 @@ func TestDamagedInput(t *testing.T) {
 		})
 	}
 }
+
+// TestPBMAC1 reads the RFC 9579 appendix A test vectors: a PKCS#12 file
+// with a PBMAC1 (PBKDF2 + HMAC-SHA-256) MAC, which OpenSSL 3.0 cannot
+// check, and one whose PBMAC1 parameters omit the key length, which must
+// be refused as damaged rather than as a wrong password.
+func TestPBMAC1(t *testing.T) {
+	good := readSample(t, "rfc9579-a1-pbmac1-sha256.p12")
+	b, err := Read(good, "1234")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := b.Pairs(); len(m.Pairs) != 1 || m.Pairs[0].Cert.Subject.CommonName != "tt" {
+		t.Errorf("pairs %+v", m.Pairs)
+	}
+	if _, err := Read(good, "12345"); !errors.Is(err, ErrWrongPassword) {
+		t.Errorf("wrong password: %v", err)
+	}
+	_, err = Read(readSample(t, "rfc9579-a6-pbmac1-no-keylength.p12"), "1234")
+	if err == nil || errors.Is(err, ErrWrongPassword) || !strings.Contains(err.Error(), "key length") {
+		t.Errorf("missing PBMAC1 key length: %v", err)
+	}
+}
