@@ -38,6 +38,7 @@ func TestDecideExact(t *testing.T) {
 		status string
 		err    error
 		reason []string // substrings the refusal reason must contain
+		named  []string // Refusal.Recipients
 	}{
 		{
 			name:  "when-possible splits certless recipients into a signed-only copy and Bcc into its own",
@@ -61,6 +62,7 @@ func TestDecideExact(t *testing.T) {
 			status: "5.7.1",
 			err:    ErrRecipientsNoCert,
 			reason: []string{"carol@y.test", "dave@z.test"},
+			named:  []string{"carol@y.test", "dave@z.test"},
 		},
 		{
 			name:   "more than five missing recipients are summarised",
@@ -71,6 +73,7 @@ func TestDecideExact(t *testing.T) {
 			status: "5.7.1",
 			err:    ErrRecipientsNoCert,
 			reason: []string{"a@t, b@t, c@t, d@t, e@t and 2 more"},
+			named:  []string{"a@t", "b@t", "c@t", "d@t", "e@t", "f@t", "g@t"},
 		},
 		{
 			name:   "locked ID with signing required is a temporary refusal",
@@ -99,6 +102,7 @@ func TestDecideExact(t *testing.T) {
 			code:   554,
 			status: "5.7.1",
 			err:    ErrRecipientsNoCert,
+			named:  []string{"bob@x.test"},
 		},
 		{
 			name:  "locked ID does not block encryption when signing is off",
@@ -166,13 +170,14 @@ func TestDecideExact(t *testing.T) {
 				KeyRecipients: []KeyRecipient{kr("bob@x.test"), self(false)}}},
 		},
 		{
-			name:  "duplicates collapse and a visible listing beats Bcc",
-			p:     Policy{Always, WhenPossible},
-			s:     unlocked,
-			rcpts: []Recipient{bcc(cert("Bob@X.test")), cert("bob@x.test"), bcc(noCert("carol@y.test")), bcc(noCert("CAROL@y.test"))},
+			name: "duplicates collapse and a visible listing beats Bcc",
+			p:    Policy{Always, WhenPossible},
+			s:    unlocked,
+			rcpts: []Recipient{bcc(cert("Bob@X.test")), cert("bob@x.test"), bcc(noCert("carol@y.test")), bcc(noCert("CAROL@y.test")),
+				cert("erin@x.test"), bcc(cert("ERIN@x.test"))},
 			want: []Envelope{
-				{Recipients: []string{"Bob@X.test"}, Sign: true, Encrypt: true, Cipher: AES256CBC,
-					KeyRecipients: []KeyRecipient{kr("Bob@X.test"), self(false)}},
+				{Recipients: []string{"Bob@X.test", "erin@x.test"}, Sign: true, Encrypt: true, Cipher: AES256CBC,
+					KeyRecipients: []KeyRecipient{kr("Bob@X.test"), kr("erin@x.test"), self(false)}},
 				{Recipients: []string{"carol@y.test"}, Bcc: true, Sign: true},
 			},
 		},
@@ -239,6 +244,9 @@ func TestDecideExact(t *testing.T) {
 			}
 			if d.Envelopes != nil {
 				t.Errorf("refusal carries envelopes: %+v", d.Envelopes)
+			}
+			if !reflect.DeepEqual(r.Recipients, tt.named) {
+				t.Errorf("refusal names %v, want %v", r.Recipients, tt.named)
 			}
 			for _, s := range tt.reason {
 				if !strings.Contains(r.Reason, s) {

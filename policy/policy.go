@@ -142,9 +142,9 @@ var (
 	ErrInvalidMode      = errors.New("invalid policy mode: must be always, when-possible or never")
 	ErrNoRecipients     = errors.New("no recipients")
 	ErrNoDigitalID      = errors.New("sender has no Digital ID")
-	ErrFromMismatch     = errors.New("From is not the authenticated mailbox")
+	ErrFromMismatch     = errors.New("the From address is not the authenticated mailbox")
 	ErrRecipientsNoCert = errors.New("recipients without a certificate")
-	ErrLocked           = errors.New("Digital ID is locked")
+	ErrLocked           = errors.New("the Digital ID is locked")
 	ErrMisconfigured    = errors.New("outbound policy misconfigured")
 )
 
