@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
 	"runtime"
 	"runtime/metrics"
 	"sync"
@@ -87,19 +88,40 @@ func benchMessage(n int) []byte {
 }
 
 func (k *benchKit) doSign(tb testing.TB, msg []byte) []byte {
-	var out bytes.Buffer
-	if err := smime.Sign(&out, msg, k.sign); err != nil {
+	out := outputBuffer(len(msg))
+	if err := smime.Sign(out, msg, k.sign); err != nil {
 		tb.Fatalf("sign: %v", err)
 	}
 	return out.Bytes()
 }
 
 func (k *benchKit) doEncrypt(tb testing.TB, msg []byte) []byte {
-	var out bytes.Buffer
-	if err := smime.Encrypt(&out, msg, k.to, smime.EncryptOptions{}); err != nil {
+	out := outputBuffer(len(msg))
+	if err := smime.Encrypt(out, msg, k.to, smime.EncryptOptions{}); err != nil {
 		tb.Fatalf("encrypt: %v", err)
 	}
 	return out.Bytes()
+}
+
+// outputBuffer is sized for the output of an operation on n bytes (base64
+// adds a third), as a caller that holds the result in memory would size
+// it, so buffer regrowth in the test does not count against the engine.
+func outputBuffer(n int) *bytes.Buffer {
+	return bytes.NewBuffer(make([]byte, 0, n*7/5+64<<10))
+}
+
+// toDiscard runs sign or encrypt with the output streamed away, as the
+// SMTP proxy streams it upstream: the peak-heap figure is the engine's.
+func (k *benchKit) toDiscard(tb testing.TB, msg []byte, encrypt bool) {
+	var err error
+	if encrypt {
+		err = smime.Encrypt(io.Discard, msg, k.to, smime.EncryptOptions{})
+	} else {
+		err = smime.Sign(io.Discard, msg, k.sign)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
 }
 
 func (k *benchKit) doDecryptVerify(tb testing.TB, msg []byte) *smime.VerifyResult {
@@ -196,8 +218,10 @@ func BenchmarkSMIME(b *testing.B) {
 }
 
 // BenchmarkPeakHeap reports, for a 25 MB message, the heap in use at the
-// peak of each operation (sampled every 200 µs, input included) divided by
-// the message size.
+// peak of each operation (sampled every 200 µs) divided by the message
+// size. The input message counts; the output of sign and encrypt is
+// streamed to io.Discard, so it does not (sign+encrypt holds the signed
+// intermediate, which counts).
 func BenchmarkPeakHeap(b *testing.B) {
 	k := newBenchKit(b)
 	msg := benchMessage(25 << 20)
@@ -207,9 +231,9 @@ func BenchmarkPeakHeap(b *testing.B) {
 		name string
 		f    func()
 	}{
-		{"sign", func() { k.doSign(b, msg) }},
-		{"encrypt", func() { k.doEncrypt(b, msg) }},
-		{"sign+encrypt", func() { k.doEncrypt(b, k.doSign(b, msg)) }},
+		{"sign", func() { k.toDiscard(b, msg, false) }},
+		{"encrypt", func() { k.toDiscard(b, msg, true) }},
+		{"sign+encrypt", func() { k.toDiscard(b, k.doSign(b, msg), true) }},
 		{"decrypt+verify", func() { k.doDecryptVerify(b, triple) }},
 	} {
 		b.Run(op.name+"/25MB", func(b *testing.B) {

@@ -382,14 +382,14 @@ func TestLargeAttachmentRoundTrip(t *testing.T) {
 		f    func() error
 	}{
 		{"sign", func() error {
-			var out bytes.Buffer
-			err := smime.Sign(&out, msg, smime.SignOptions{Cert: k.alice.SignCert, Key: k.alice.SignKey, Chain: k.alice.Chain})
+			out := outputBuffer(len(msg))
+			err := smime.Sign(out, msg, smime.SignOptions{Cert: k.alice.SignCert, Key: k.alice.SignKey, Chain: k.alice.Chain})
 			signed = out.Bytes()
 			return err
 		}},
 		{"encrypt", func() error {
-			var out bytes.Buffer
-			err := smime.Encrypt(&out, signed, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{})
+			out := outputBuffer(len(signed))
+			err := smime.Encrypt(out, signed, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{})
 			sealed = out.Bytes()
 			return err
 		}},
