@@ -66,7 +66,8 @@ type CA struct {
 
 // Open loads the CA kept in dir, creating the directory, the built-in root
 // and the escrow pair on first start. With opts.KeyFile and opts.CertFile
-// set it uses that CA instead of the built-in root.
+// set it uses that CA instead of the built-in root. A dir readable by
+// others is narrowed to 0700, since it holds private keys.
 func Open(dir string, opts Options) (*CA, error) {
 	if dir == "" {
 		return nil, errors.New("open CA: no directory given")

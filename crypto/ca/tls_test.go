@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,10 +13,13 @@ import (
 
 func TestTLSCertificate(t *testing.T) {
 	now := time.Now()
-	c, _ := openFastCA(t, Options{RootKeyType: KeyP256, Now: func() time.Time { return now }})
+	c, dir := openFastCA(t, Options{RootKeyType: KeyP256, Now: func() time.Time { return now }})
 	pair, err := c.TLSCertificate([]string{"Mail.Example.Test", "192.0.2.7", "mail.example.test"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, TLSKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v (%v), want 0600", TLSKeyFile, fi.Mode().Perm(), err)
 	}
 	leaf := pair.Leaf
 	wantDNS := []string{"localhost", "127.0.0.1", "mail.example.test", "192.0.2.7"}
