@@ -139,6 +139,11 @@ type Policy struct {
 	Encrypt policy.Mode `toml:"encrypt"`
 }
 
+// Outbound returns the policy in the form policy.Decide takes.
+func (p Policy) Outbound() policy.Policy {
+	return policy.Policy{Sign: p.Sign, Encrypt: p.Encrypt}
+}
+
 // Legacy is where legacy key files (PKCS#12, PEM, PKCS#8) for the upgrade
 // on first connect are looked up. An empty Dir turns the upgrade off.
 type Legacy struct {
@@ -149,6 +154,26 @@ type Legacy struct {
 type Identity struct {
 	// Domains, when not empty, are the only mail domains that may enrol.
 	Domains []string `toml:"domains"`
+}
+
+// Allows reports whether a mailbox address may hold a Digital ID: any
+// address when Domains is empty, else one whose domain (after the last
+// "@", compared case-insensitively) is listed.
+func (id Identity) Allows(addr string) bool {
+	if len(id.Domains) == 0 {
+		return true
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false
+	}
+	domain := strings.TrimSuffix(addr[at+1:], ".")
+	for _, d := range id.Domains {
+		if strings.EqualFold(domain, d) {
+			return true
+		}
+	}
+	return false
 }
 
 // Trust lists organisation-wide trusted roots, in addition to the

@@ -59,3 +59,26 @@ func TestRedactedDSN(t *testing.T) {
 		t.Errorf("log line %q", buf.String())
 	}
 }
+
+func TestIdentityAllows(t *testing.T) {
+	any := Identity{}
+	if !any.Allows("x@anything.test") {
+		t.Error("empty domains must allow every address")
+	}
+	id := Identity{Domains: []string{"example.org", "example.net"}}
+	for addr, want := range map[string]bool{
+		"alice@example.org":           true,
+		"Bob@EXAMPLE.NET":             true,
+		"carol@sub.example.org":       false,
+		"dave@example.org.evil.test":  false,
+		"\"a@example.org\"@evil.test": false,
+		"no-at-sign":                  false,
+	} {
+		if got := id.Allows(addr); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	if p := Default().Policy.Outbound(); p.Sign != "always" || p.Encrypt != "when-possible" {
+		t.Errorf("Outbound() = %+v", p)
+	}
+}

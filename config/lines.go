@@ -34,6 +34,9 @@ func (kl keyLines) line(key string) int {
 // package rejects it returns whatever it found.
 func scanKeyLines(data []byte) keyLines {
 	s := &lineScanner{data: data, line: 1, out: keyLines{}}
+	if strings.HasPrefix(string(data[:min(3, len(data))]), "\uFEFF") {
+		s.pos = 3 // UTF-8 byte order mark
+	}
 	s.document()
 	return s.out
 }
