@@ -81,6 +81,7 @@ func TestProblems(t *testing.T) {
 			[]wantProblem{{2, "store.driver", "sqlite, postgres"}}},
 		{"sqlite with a URL", "[store]\ndsn = \"postgres://u:pw@db/x\"\n",
 			[]wantProblem{{2, "store.dsn", `driver = "sqlite" needs a file path`}}},
+		{"sqlite file URIs are paths", "[store]\ndsn = \"file:///var/lib/smimeproxy/p.db?_pragma=foreign_keys(1)\"\n", nil},
 		{"postgres with a path", "[store]\ndriver = \"postgres\"\n",
 			[]wantProblem{{1, "store.dsn", "postgres:// URL or a key=value"}}},
 		{"postgres URL and key=value both fine", "[store]\ndriver = \"postgres\"\ndsn = \"postgresql://proxy@db.internal/smimeproxy?sslmode=verify-full\"\n", nil},

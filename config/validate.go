@@ -97,7 +97,7 @@ func validateStore(c *Config, v *validator) {
 	switch {
 	case dsn == "":
 		v.bad("store.dsn", "must not be empty")
-	case c.Store.Driver == DriverSQLite && (isURL || strings.Contains(dsn, "://")):
+	case c.Store.Driver == DriverSQLite && (isURL || strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "file:")):
 		v.bad("store.dsn", "is a URL, but driver = \"sqlite\" needs a file path; set driver = \"postgres\" or give a path")
 	case c.Store.Driver == DriverPostgres && isURL:
 		if u, err := url.Parse(dsn); err != nil || u.Host == "" && u.Query().Get("host") == "" {
