@@ -71,6 +71,8 @@ func runSmimeEncrypt(_ context.Context, s stdio, args []string) int {
 // encryptHint adds what to do to the errors a user can fix.
 func encryptHint(err error) error {
 	switch {
+	case errors.Is(err, smime.ErrUnusableRecipient):
+		return fmt.Errorf("%w (give the recipient's encryption certificate)", err)
 	case errors.Is(err, smime.ErrUnsupportedAlgorithm):
 		return fmt.Errorf("%w (recipients need an RSA or EC P-256/P-384/P-521 certificate)", err)
 	case errors.Is(err, smime.ErrMalformedMIME), errors.Is(err, smime.ErrHeaderTooLarge), errors.Is(err, smime.ErrLineTooLong):

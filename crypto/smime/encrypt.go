@@ -33,8 +33,31 @@ type EncryptOptions struct {
 	SubjectKeyID bool
 }
 
-// ErrNoRecipients: Encrypt was called without recipients.
-var ErrNoRecipients = errors.New("smime: no recipients to encrypt to")
+var (
+	// ErrNoRecipients: Encrypt was called without recipients.
+	ErrNoRecipients = errors.New("smime: no recipients to encrypt to")
+	// ErrUnusableRecipient: a recipient certificate's key usage or
+	// extended key usage rules out S/MIME encryption (RFC 8550 §4.4).
+	ErrUnusableRecipient = errors.New("smime: certificate is not for S/MIME encryption")
+)
+
+// checkRecipientUsage applies RFC 8550 §4.4.2 and §4.4.4: a keyUsage
+// extension must allow keyEncipherment (RSA) or keyAgreement (EC), and an
+// extendedKeyUsage extension must include emailProtection (or any).
+func checkRecipientUsage(cert *x509.Certificate, need x509.KeyUsage, needName string) error {
+	if cert.KeyUsage != 0 && cert.KeyUsage&need == 0 {
+		return fmt.Errorf("%w: %s has no %s key usage (a signing-only certificate?)", ErrUnusableRecipient, cert.Subject, needName)
+	}
+	if len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 {
+		return nil
+	}
+	for _, eku := range cert.ExtKeyUsage {
+		if eku == x509.ExtKeyUsageEmailProtection || eku == x509.ExtKeyUsageAny {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is not for email protection (extended key usage)", ErrUnusableRecipient, cert.Subject)
+}
 
 // EncryptEntity encrypts a MIME entity (or any content) to every recipient
 // and returns the DER of a ContentInfo holding an EnvelopedData (CBC
@@ -69,8 +92,13 @@ func encryptContent(c content, to []Recipient, opts EncryptOptions) ([]byte, err
 		var err error
 		switch pub := r.Cert.PublicKey.(type) {
 		case *rsa.PublicKey:
-			ri, v, err = buildKTRI(r, pub, cek, opts.SubjectKeyID)
+			if err = checkRecipientUsage(r.Cert, x509.KeyUsageKeyEncipherment, "keyEncipherment"); err == nil {
+				ri, v, err = buildKTRI(r, pub, cek, opts.SubjectKeyID)
+			}
 		case *ecdsa.PublicKey:
+			if err = checkRecipientUsage(r.Cert, x509.KeyUsageKeyAgreement, "keyAgreement"); err != nil {
+				break
+			}
 			ecPub, perr := ecdhPublicKey(r.Cert)
 			if perr != nil {
 				return nil, perr

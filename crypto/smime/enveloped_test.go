@@ -3,6 +3,7 @@ package smime
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"testing"
@@ -110,5 +111,27 @@ func TestWrongKey(t *testing.T) {
 		if _, err := DecryptDER(der, []KeyPair{{Cert: keys["p256"].cert, Key: other}}); !errors.Is(err, ErrDecryptFailed) {
 			t.Fatalf("%s: wrong EC key: %v", c, err)
 		}
+	}
+}
+
+func TestUnusableRecipientCertificates(t *testing.T) {
+	keys := testKeys(t)
+	signOnly := *keys["rsa"].cert
+	signOnly.KeyUsage = x509.KeyUsageDigitalSignature
+	ecNoAgreement := *keys["p256"].cert
+	ecNoAgreement.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	serverOnly := *keys["rsa"].cert
+	serverOnly.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	for name, c := range map[string]*x509.Certificate{"signing-only RSA": &signOnly, "EC without keyAgreement": &ecNoAgreement, "serverAuth only": &serverOnly} {
+		_, err := EncryptEntity([]byte(testEntity), []Recipient{{Cert: keys["rsa2"].cert}, {Cert: c}}, EncryptOptions{})
+		if !errors.Is(err, ErrUnusableRecipient) {
+			t.Errorf("%s: want ErrUnusableRecipient, got %v", name, err)
+		}
+	}
+	if _, err := EncryptEntity([]byte(testEntity), nil, EncryptOptions{}); !errors.Is(err, ErrNoRecipients) {
+		t.Errorf("no recipients: %v", err)
+	}
+	if _, err := EncryptEntity([]byte(testEntity), []Recipient{{Cert: keys["rsa"].cert}}, EncryptOptions{Cipher: DES3CBC}); !errors.Is(err, ErrUnsupportedAlgorithm) {
+		t.Errorf("3DES outbound: %v", err)
 	}
 }

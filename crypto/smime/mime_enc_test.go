@@ -198,3 +198,38 @@ func TestLargeMessageMemory(t *testing.T) {
 		t.Fatal("content lost")
 	}
 }
+
+// TestSignThenEncrypt: a signed message encrypted, decrypted and put
+// back together with its outer header verifies, for RSA and EC users.
+func TestSignThenEncrypt(t *testing.T) {
+	pki := mailtest.NewPKI(t)
+	for _, kt := range []mailtest.KeyType{mailtest.RSA, mailtest.P256} {
+		u := pki.User(t, "alice-"+kt.String()+"@example.test", kt)
+		msg := []byte("From: " + u.Email + "\r\nTo: bob@example.test\r\nSubject: triple\r\n\r\nsigned, then sealed\r\n")
+		var signed, sealed bytes.Buffer
+		if err := Sign(&signed, msg, SignOptions{Cert: u.SignCert, Key: u.SignKey, Chain: u.Chain, EncryptionCert: u.EncCert}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range OutboundCiphers() {
+			sealed.Reset()
+			if err := Encrypt(&sealed, signed.Bytes(), []Recipient{{Cert: u.EncCert}}, EncryptOptions{Cipher: c}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := Decrypt(sealed.Bytes(), []KeyPair{{Cert: u.EncCert, Key: u.EncKey}})
+			if err != nil {
+				t.Fatalf("%s %s: %v", kt, c, err)
+			}
+			var opened bytes.Buffer
+			if err := Compose(&opened, d.Header, d.Entity); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Verify(opened.Bytes(), VerifyOptions{Roots: pki.Roots()})
+			if err != nil {
+				t.Fatalf("%s %s: verify: %v", kt, c, err)
+			}
+			if !res.Valid || !res.FromMatches || !bytes.Contains(res.Entity, []byte("signed, then sealed")) {
+				t.Fatalf("%s %s: valid=%v from=%v reasons=%v", kt, c, res.Valid, res.FromMatches, res.Reasons)
+			}
+		}
+	}
+}
