@@ -250,4 +250,3 @@ func abbreviate(b []byte) string {
 	}
 	return string(b)
 }
-

@@ -385,4 +385,3 @@ func readAttributes(res *VerifyResult, attrs []rawAttr, certs []*x509.Certificat
 		}
 	}
 }
-
