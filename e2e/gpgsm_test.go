@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/hex"
@@ -22,10 +23,11 @@ import (
 //	format                                 we → gpgsm   gpgsm → we   why not
 //	RSA signature, detached                yes          yes
 //	RSA signature, opaque                  yes          yes
-//	ECDSA P-256 signature                  yes          no           EC PKCS#12 import crashes gpgsm ("signal
-//	                                                                 Segmentation fault caught", exit 139), so no
-//	                                                                 EC key reaches its agent to sign with
-//	ECDSA P-384 signature                  no           no           we sign with SHA-256 for every key; gpgsm
+//	ECDSA P-256 signature                  yes          yes          EC PKCS#12 import crashes gpgsm ("signal
+//	                                                                 Segmentation fault caught", exit 139): the
+//	                                                                 test writes the EC key into gpg-agent's
+//	                                                                 private-keys-v1.d itself (injectECKey)
+//	ECDSA P-384 signature                  no           yes          we sign with SHA-256 for every key; gpgsm
 //	                                                                 wants a hash as long as the curve: "a 256 bit
 //	                                                                 hash is not valid for a 384 bit ECC key"
 //	                                                                 (openssl accepts it; see openssl_test.go)
@@ -177,29 +179,40 @@ func TestGpgsm(t *testing.T) {
 	})
 
 	t.Run("gpgsm-signs-we-verify", func(t *testing.T) {
-		for _, opaque := range []bool{false, true} {
-			name := map[bool]string{false: "detached-rsa", true: "opaque-rsa"}[opaque]
-			t.Run(name, func(t *testing.T) {
-				body := bodyFor("gpgsm-signed-" + name)
-				content := writeFile(t, filepath.Join(dir, name+".entity"), []byte(entity(body)))
+		g.injectECKey(t, w.bob)
+		g.injectECKey(t, w.carol)
+		for _, tc := range []struct {
+			name   string
+			signer party
+			opaque bool
+			extra  []string
+			micalg string
+		}{
+			{"detached-rsa", alice, false, nil, "sha-256"},
+			{"opaque-rsa", alice, true, nil, ""},
+			{"detached-ecdsa-p256", w.bob, false, nil, "sha-256"},
+			{"opaque-ecdsa-p256", w.bob, true, nil, ""},
+			// gpgsm's default SHA-256 fails on P-384 ("Invalid length <GPG Agent>").
+			{"detached-ecdsa-p384-sha384", w.carol, false, []string{"--digest-algo", "SHA384"}, "sha-384"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				body := bodyFor("gpgsm-signed-" + tc.name)
+				content := writeFile(t, filepath.Join(dir, tc.name+".entity"), []byte(entity(body)))
 				var msg []byte
-				if opaque {
-					der := g.must(t, []byte(gpgPassphrase), "-u", keyID(alice.SignCert), "--sign", "-o", "-", content)
-					msg = wrapCMS(alice.Email, "rcpt@example.test", "signed-data", der)
+				if tc.opaque {
+					der := g.must(t, []byte(gpgPassphrase), append(tc.extra, "-u", keyID(tc.signer.SignCert), "--sign", "-o", "-", content)...)
+					msg = wrapCMS(tc.signer.Email, "rcpt@example.test", "signed-data", der)
 				} else {
-					sig := g.must(t, []byte(gpgPassphrase), "-u", keyID(alice.SignCert), "--detach-sign", "-o", "-", content)
-					msg = multipartSigned(alice.Email, "rcpt@example.test", []byte(entity(body)), sig)
+					sig := g.must(t, []byte(gpgPassphrase), append(tc.extra, "-u", keyID(tc.signer.SignCert), "--detach-sign", "-o", "-", content)...)
+					msg = multipartSigned(tc.signer.Email, "rcpt@example.test", tc.micalg, []byte(entity(body)), sig)
 				}
 				r := cli(t, msg, "smime", "verify", "-roots", w.ca.Root)
 				if r.code != 0 {
-					t.Fatalf("smime verify of gpgsm's %s signature: %s", name, r)
+					t.Fatalf("smime verify of gpgsm's %s signature: %s", tc.name, r)
 				}
 				wantContent(t, "smime verify", r.stdout, body)
 			})
 		}
-		t.Run("ecdsa", func(t *testing.T) {
-			t.Skip("gpgsm 2.2.40 crashes importing an EC PKCS#12 (exit 139), so it has no EC key to sign with; we → gpgsm covers ECDSA")
-		})
 	})
 
 	t.Run("we-encrypt-gpgsm-decrypts", func(t *testing.T) {
@@ -250,7 +263,7 @@ func TestGpgsm(t *testing.T) {
 			body := bodyFor("gpgsm-triple-to-ours")
 			content := writeFile(t, filepath.Join(dir, "g-triple.entity"), []byte(entity(body)))
 			sig := g.must(t, []byte(gpgPassphrase), "-u", keyID(alice.SignCert), "--detach-sign", "-o", "-", content)
-			signedEntity := multipartSignedEntity([]byte(entity(body)), sig)
+			signedEntity := multipartSignedEntity("sha-256", []byte(entity(body)), sig)
 			der := g.must(t, nil, "--encrypt", "--cipher-algo", "AES256", "-r", keyID(alice.EncCert), "-o", "-",
 				writeFile(t, filepath.Join(dir, "g-triple.signed"), signedEntity))
 			inner := mustCLI(t, wrapCMS(alice.Email, alice.Email, "enveloped-data", der),
@@ -268,4 +281,38 @@ func TestGpgsm(t *testing.T) {
 			t.Skip("gpgsm 2.2.40 does not handle this format (see the table at the top of gpgsm_test.go); openssl_test.go covers it")
 		})
 	}
+}
+
+// injectECKey puts p's EC signing key into this home's gpg-agent: gpgsm
+// 2.2.40 crashes importing an EC PKCS#12, but the agent reads unprotected
+// keys from private-keys-v1.d/<keygrip>.key, and gpgsm tells the keygrip
+// of the imported certificate.
+func (g *gpgHome) injectECKey(t *testing.T, p party) {
+	t.Helper()
+	g.must(t, nil, "--import", p.F.SignCert)
+	var grip string
+	for _, line := range strings.Split(string(g.must(t, nil, "--with-colons", "--with-keygrip", "-k", keyID(p.SignCert))), "\n") {
+		if f := strings.Split(line, ":"); f[0] == "grp" && len(f) > 9 {
+			grip = f[9]
+			break
+		}
+	}
+	if grip == "" {
+		t.Fatalf("gpgsm lists no keygrip for %s", p.Name)
+	}
+	key, ok := p.SignKey.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("%s has no EC signing key", p.Name)
+	}
+	ek, err := key.ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	curve := map[string]string{"P-256": "NIST P-256", "P-384": "NIST P-384"}[key.Curve.Params().Name]
+	dir := filepath.Join(g.dir, "private-keys-v1.d")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sexp := fmt.Sprintf("Key: (private-key (ecc (curve \"%s\") (q #%X#) (d #%X#)))\n", curve, ek.PublicKey().Bytes(), ek.Bytes())
+	writeFile(t, filepath.Join(dir, grip+".key"), []byte(sexp))
 }

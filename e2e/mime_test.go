@@ -98,14 +98,14 @@ func wrapCMS(from, to, smimeType string, der []byte) []byte {
 
 // multipartSigned makes a multipart/signed message of an entity and a
 // detached DER signature over it.
-func multipartSigned(from, to string, entity, sig []byte) []byte {
+func multipartSigned(from, to, micalg string, entity, sig []byte) []byte {
 	return append([]byte(fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: interop test\r\nMIME-Version: 1.0\r\n", from, to)),
-		multipartSignedEntity(entity, sig)...)
+		multipartSignedEntity(micalg, entity, sig)...)
 }
 
-func multipartSignedEntity(entity, sig []byte) []byte {
+func multipartSignedEntity(micalg string, entity, sig []byte) []byte {
 	const b = "----gpgsm-interop-boundary"
-	return []byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=\"sha-256\"; boundary=\"" + b + "\"\r\n\r\n" +
+	return []byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=\"" + micalg + "\"; boundary=\"" + b + "\"\r\n\r\n" +
 		"This is an S/MIME signed message\r\n\r\n--" + b + "\r\n" + string(entity) + "\r\n--" + b + "\r\n" +
 		"Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\nContent-Transfer-Encoding: base64\r\n" +
 		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n" + base64Lines(sig) + "\r\n--" + b + "--\r\n")
