@@ -103,7 +103,7 @@ func TestDecryptRejectsWrongKey(t *testing.T) {
 			if r.code != 1 {
 				t.Fatalf("decrypt with a key that is not a recipient: %s; want exit 1", r)
 			}
-			if !bytes.Contains(bytes.ToLower(r.stderr), []byte("recipient")) {
+			if !saysNotRecipient(r.stderr) {
 				t.Errorf("stderr does not say the key is not a recipient: %s", r.stderr)
 			}
 			if len(r.stdout) != 0 {
@@ -111,4 +111,16 @@ func TestDecryptRejectsWrongKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// saysNotRecipient reports whether an error text says the message is not
+// addressed to the key given.
+func saysNotRecipient(stderr []byte) bool {
+	s := bytes.ToLower(stderr)
+	for _, w := range []string{"recipient", "not encrypted to", "not addressed to"} {
+		if bytes.Contains(s, []byte(w)) {
+			return true
+		}
+	}
+	return false
 }
