@@ -3,8 +3,12 @@ package identity
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"smimeproxy/crypto/seal"
 )
 
 func TestUnlockLockAndExpiry(t *testing.T) {
@@ -168,4 +172,30 @@ func TestRevokeWipesAndRefuses(t *testing.T) {
 	}
 	// A new enrolment is possible now.
 	f.enroll(t, alice, "new password")
+}
+
+// A burst of 100 unlocks runs at most the limiter's capacity of Argon2
+// derivations at once, and every one of them succeeds.
+func TestUnlockBurstBoundedByLimiter(t *testing.T) {
+	lim := seal.NewLimiter(3)
+	f := newFixture(t, nil, func(o *Options) { o.Limiter = lim })
+	ctx := context.Background()
+	const alice = "alice@example.test"
+	f.enroll(t, alice, "correct horse")
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for range 100 {
+		wg.Go(func() {
+			if _, err := f.svc.Unlock(ctx, UnlockRequest{Email: alice, Password: "correct horse"}); err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d unlocks failed", failed.Load())
+	}
+	if lim.Peak() < 2 || lim.Peak() > 3 {
+		t.Fatalf("peak concurrent derivations %d, want 2..3 (the limiter's capacity)", lim.Peak())
+	}
 }
