@@ -1,0 +1,158 @@
+package smtp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"smimeproxy/crypto/smime"
+)
+
+// Data implements gosmtp.Session: read the message, check it, decide what
+// each recipient gets (policy), build the copies and hand them to the
+// upstream. Every failure is a reply; go-smtp then resets the transaction
+// (and Reset resets the upstream's), so the session stays usable.
+func (s *session) Data(r io.Reader) error {
+	if rr := s.usable(); rr != nil {
+		return rr
+	}
+	if !s.inTx || len(s.rcpts) == 0 {
+		return reply(503, "5.5.1", "RCPT first")
+	}
+	raw, rerr := s.readMessage(r)
+	if rerr != nil {
+		return rerr
+	}
+	eightBitOK := s.mailOpts.Body == gosmtp.Body8BitMIME || s.mailOpts.Body == gosmtp.BodyBinaryMIME || s.mailOpts.UTF8
+	if rerr := checkBytes(raw, eightBitOK); rerr != nil {
+		s.log.Info("message refused", "reason", rerr.Message)
+		return rerr
+	}
+	m, rerr := s.parseMessage(raw)
+	if rerr != nil {
+		return rerr
+	}
+	raw = nil // only m's slices of it are needed from here
+	pl, rerr := s.plan(m)
+	if rerr != nil {
+		return rerr
+	}
+	return s.deliver(m, pl)
+}
+
+// readMessage reads the whole message, at most the advertised SIZE. The
+// S/MIME engine works on whole messages, so the message is held in memory:
+// one buffer per session, bounded by MaxMessageBytes.
+func (s *session) readMessage(r io.Reader) ([]byte, *gosmtp.SMTPError) {
+	max := s.p.server.MaxMessageBytes
+	var buf bytes.Buffer
+	if s.mailOpts.Size > 0 && s.mailOpts.Size <= max {
+		buf.Grow(int(s.mailOpts.Size))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	switch {
+	case err == nil && n > max:
+		return nil, errTooLarge
+	case err == nil:
+		return buf.Bytes(), nil
+	case errors.Is(err, gosmtp.ErrDataTooLarge):
+		return nil, errTooLarge
+	case errors.Is(err, gosmtp.ErrTooLongLine):
+		return nil, errLongLine
+	}
+	s.log.Info("reading message failed", "err", err)
+	return nil, reply(451, "4.3.0", "Reading the message failed; nothing was sent (session %s)", s.id)
+}
+
+// checkBytes refuses what SMTP does not carry or what could be read two
+// ways: NUL, CR or LF not part of a CRLF pair (the SMTP smuggling vectors
+// "\n.\n", "\r\n.\n" and "\n.\r\n" all contain one), and 8-bit data the
+// client did not declare.
+func checkBytes(b []byte, eightBitOK bool) *gosmtp.SMTPError {
+	for i, c := range b {
+		switch {
+		case c == 0:
+			return errNUL
+		case c == '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return errBareLF
+			}
+		case c == '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return errBareLF
+			}
+		case c >= 0x80 && !eightBitOK:
+			return err8Bit
+		}
+	}
+	return nil
+}
+
+// message is a parsed message: its header without Bcc, its MIME entity and
+// what the header says about sender and visible recipients.
+type message struct {
+	outer   smime.Header // without Bcc fields
+	entity  []byte
+	from    []string        // From addresses, lower case
+	visible map[string]bool // To and Cc addresses, lower case
+}
+
+// addrParser reads addresses whatever the charset of encoded display
+// names: only the addresses matter here.
+var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+}}
+
+func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
+	outer, entity, err := smime.SplitMessage(raw)
+	if err != nil {
+		s.log.Info("message refused: header", "err", err)
+		return nil, errMalformed(s.id)
+	}
+	m := &message{entity: entity, visible: map[string]bool{}}
+	froms := 0
+	for _, f := range outer {
+		switch strings.ToLower(f.Name) {
+		case "bcc":
+			continue
+		case "from":
+			froms++
+			list, err := addrParser.ParseList(f.Value())
+			if err != nil {
+				s.log.Info("message refused: From", "err", err)
+				return nil, errNoFrom
+			}
+			for _, a := range list {
+				m.from = append(m.from, strings.ToLower(a.Address))
+			}
+		case "to", "cc":
+			if strings.TrimSpace(f.Value()) == "" {
+				break
+			}
+			list, err := addrParser.ParseList(f.Value())
+			if err != nil {
+				s.log.Info("message refused: recipients header", "field", f.Name, "err", err)
+				return nil, reply(554, "5.6.0", "The %s header field is malformed; nothing was sent (session %s)", f.Name, s.id)
+			}
+			for _, a := range list {
+				m.visible[strings.ToLower(a.Address)] = true
+			}
+		}
+		m.outer = append(m.outer, f)
+	}
+	if froms != 1 || len(m.from) == 0 {
+		return nil, errNoFrom
+	}
+	return m, nil
+}
+
+// fromMatches reports whether the message is From exactly the
+// authenticated mailbox, which signing requires.
+func (m *message) fromMatches(mailbox string) bool {
+	return mailbox != "" && len(m.from) == 1 && m.from[0] == mailbox
+}

@@ -1,0 +1,77 @@
+// Package smtp is the submission proxy (RFC 6409 in front of RFC 6409): a
+// go-smtp server that mail clients use as their outgoing server, and for each
+// client session a go-smtp client to the real submission server. Every
+// message leaves signed with the sender's Digital ID and encrypted to every
+// recipient with a certificate (RFC 8551), as package policy decides.
+//
+// # Authentication
+//
+// AUTH PLAIN and LOGIN (RFC 4954) are checked by the upstream: at AUTH the
+// proxy opens the session's upstream connection and logs in there with the
+// same credentials. The upstream stays the authority; the proxy keeps no
+// password beyond that call. A refusal is 535 5.7.8, an unreachable upstream
+// 454 4.7.0. MAIL needs a login (530 5.7.0).
+//
+// # Envelopes
+//
+// MAIL FROM and each RCPT TO are sent to the upstream as the client issues
+// them, so the client sees the upstream's refusals recipient by recipient.
+// At DATA the message is read whole (up to the advertised SIZE), checked, and
+// the policy splits the recipients into envelopes: one encrypted to the
+// recipients with certificates (and the sender), a signed-only one for those
+// without under encrypt = "when-possible", and one per Bcc recipient (a
+// RCPT TO address in neither To nor Cc), so nobody learns a Bcc recipient from
+// the envelope or the CMS RecipientInfos. The Bcc header field is removed from
+// every copy. A single envelope goes out in the transaction the client
+// opened; several are replayed after RSET, each with MAIL, RCPT and DATA of
+// its own, on the same connection.
+//
+// # Replies
+//
+// The client gets 250 only when the upstream accepted every envelope. An
+// upstream refusal reaches the client with the upstream's code, enhanced
+// status and text (printable ASCII, one line, prefixed "Mail server:"). A lost
+// connection (refused, dropped mid-DATA, timeout) gives 451 4.4.2; nothing
+// the upstream did not acknowledge counts as sent. When some envelopes were
+// accepted and a later one failed, the reply is 554 5.3.0 naming the
+// recipients who got the message and those who did not: a temporary reply
+// would make the client resend to everyone, duplicating the copies already
+// delivered, and the message cannot be recalled. Envelopes after a refused
+// one are still tried while the connection lives, so as many recipients as
+// possible get it and the list of those to resend to is exact.
+//
+// Internal failures never reach the client as text: every reply is a fixed
+// sentence with a session id; the cause is logged under that id.
+//
+// Policy outcomes: a locked Digital ID is 451 4.7.0 with the unlock URL; a
+// mailbox without one, when signing is required, 451 4.7.0 with the enrolment
+// URL (the client keeps the message and retries); a From other than the
+// authenticated mailbox when signing is required, and recipients without a
+// certificate under encrypt = "always", 554 5.7.1 naming them — nothing is
+// sent in either case.
+//
+// # Input checks
+//
+// Refused with a reply, after which the session is usable for the next
+// transaction (RSET semantics): a message over the size limit (552 5.3.4);
+// NUL bytes, a CR or LF that is not part of a CRLF pair, 8-bit data without
+// BODY=8BITMIME or SMTPUTF8, a header that does not parse, no From (554
+// 5.6.0). Bare LF is refused rather than normalised: only CRLF.CRLF ends DATA
+// here, and refusing every lone CR or LF means no "\n.\n"-style sequence can
+// ever be read as a message end by a server further on (SMTP smuggling).
+//
+// # Extensions
+//
+// PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING are handled by the
+// proxy itself (go-smtp always offers them; signed and encrypted copies are
+// 7-bit). SMTPUTF8 is offered only when the upstream offers it (asked once
+// at start). SIZE is the configured maximum, lowered so that the encrypted
+// copy (about 4/3 of the message) still fits the upstream's SIZE.
+//
+// # Memory
+//
+// The S/MIME engine works on whole messages, so a message is held in
+// memory while it is processed (never written to disk): the message, its
+// signed form and one encrypted copy at a time, each about the size of the
+// message; the base64 of an encrypted copy is streamed to the upstream.
+package smtp

@@ -1,0 +1,185 @@
+package smtp
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"strings"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"smimeproxy/crypto/smime"
+	"smimeproxy/policy"
+)
+
+// deliver hands every envelope of pl to the upstream and answers the client.
+//
+// One envelope covering every recipient goes out in the transaction the
+// client's MAIL and RCPT commands opened upstream. Several envelopes: that
+// transaction is reset and each envelope is replayed as MAIL, RCPT… and
+// DATA of its own. Each copy is built (signed, encrypted) before its DATA
+// starts, so a local failure never leaves a half-written message upstream.
+//
+// The client gets 250 only when the upstream accepted every envelope. When
+// none was accepted, it gets the upstream's reply (or a fixed one). When some
+// were accepted and others not, it gets 554 5.3.0 naming who got the message
+// and who did not: a 4xx would make the client send everything again, and
+// the recipients who already have it would get it twice.
+func (s *session) deliver(m *message, pl *plan) error {
+	var signed []byte
+	if pl.sign != nil {
+		var err error
+		if signed, err = smime.SignEntity(m.entity, *pl.sign); err != nil {
+			s.log.Error("signing failed", "err", err)
+			return errInternal(s.id)
+		}
+	}
+	single := len(pl.envs) == 1
+	if !single {
+		if err := s.up.Reset(); err != nil {
+			s.inTx = false
+			return s.upstreamErr("RSET", err)
+		}
+		s.inTx = false
+	}
+
+	var sent, unsent []string
+	var first *gosmtp.SMTPError
+	for i, env := range pl.envs {
+		if s.broken {
+			unsent = append(unsent, env.Recipients...)
+			continue
+		}
+		r := s.sendEnvelope(m, pl, env, signed, !single)
+		if r == nil {
+			sent = append(sent, env.Recipients...)
+			s.log.Info("envelope accepted", "n", i+1, "of", len(pl.envs), "recipients", len(env.Recipients),
+				"signed", env.Sign, "encrypted", env.Encrypt, "cipher", env.Cipher, "bcc", env.Bcc)
+			continue
+		}
+		unsent = append(unsent, env.Recipients...)
+		if first == nil {
+			first = r
+		}
+	}
+	s.inTx = !s.broken && first != nil // let Reset clean up upstream
+	switch {
+	case first == nil:
+		return nil
+	case len(sent) == 0:
+		return first
+	}
+	s.log.Warn("message partly sent", "sent", len(sent), "unsent", len(unsent), "reply", first.Message)
+	return reply(554, "5.3.0", "Partly sent: delivered to %s but NOT to %s (%d %s); send it again to those only (session %s)",
+		nameList(sent), nameList(unsent), first.Code, first.Message, s.id)
+}
+
+// sendEnvelope builds one copy and sends it; replay opens a transaction of
+// its own for it.
+func (s *session) sendEnvelope(m *message, pl *plan, env policy.Envelope, signed []byte, replay bool) *gosmtp.SMTPError {
+	body := m.entity
+	if env.Sign {
+		body = signed
+	}
+	var der []byte
+	if env.Encrypt {
+		to := make([]smime.Recipient, 0, len(env.KeyRecipients))
+		for _, kr := range env.KeyRecipients {
+			c := pl.certs[strings.ToLower(kr.Address)]
+			if c == nil {
+				if kr.Sender {
+					s.log.Warn("sender's encryption certificate unknown; no copy for the sender")
+					continue
+				}
+				s.log.Error("no certificate for key recipient", "rcpt", kr.Address)
+				return errInternal(s.id)
+			}
+			to = append(to, smime.Recipient{Cert: c, OAEP: kr.OAEP})
+		}
+		cipher := smime.AES256CBC
+		if env.Cipher == policy.AES256GCM {
+			cipher = smime.AES256GCM
+		}
+		var err error
+		if der, err = smime.EncryptEntity(body, to, smime.EncryptOptions{Cipher: cipher}); err != nil {
+			s.log.Error("encryption failed", "err", err)
+			return errInternal(s.id)
+		}
+	}
+
+	if replay {
+		opts := gosmtp.MailOptions{UTF8: s.mailOpts.UTF8}
+		if err := s.up.Mail(s.from, &opts); err != nil {
+			return s.upstreamErr("MAIL", err)
+		}
+		s.inTx = true
+		for _, rc := range env.Recipients {
+			if err := s.up.Rcpt(rc, nil); err != nil {
+				r := s.upstreamErr("RCPT", err)
+				s.resetTx()
+				return r
+			}
+		}
+	}
+	w, err := s.up.Data()
+	if err != nil {
+		r := s.upstreamErr("DATA", err)
+		s.resetTx()
+		return r
+	}
+	if err := s.writeCopy(w, m, env, body, der); err != nil {
+		// The upstream stopped reading mid-message: it has not accepted
+		// it, and the connection is unusable.
+		s.broken = true
+		w.Close()
+		s.log.Warn("upstream connection lost during DATA", "err", err)
+		return errUpstreamLost(s.id)
+	}
+	if err := w.Close(); err != nil {
+		r := s.upstreamErr("end of DATA", err)
+		s.inTx = false
+		return r
+	}
+	s.inTx = false
+	return nil
+}
+
+// writeCopy writes the outer header fields (Bcc removed) and the entity:
+// the signed or plain entity, or application/pkcs7-mime around der.
+func (s *session) writeCopy(w io.Writer, m *message, env policy.Envelope, body, der []byte) error {
+	if der == nil {
+		return smime.Compose(w, m.outer, body)
+	}
+	smimeType := "enveloped-data"
+	if env.Cipher == policy.AES256GCM {
+		smimeType = "authEnveloped-data"
+	}
+	hdr := "Content-Type: application/pkcs7-mime; smime-type=" + smimeType + "; name=\"smime.p7m\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
+	if err := smime.Compose(w, m.outer, []byte(hdr)); err != nil {
+		return err
+	}
+	return writeBase64Lines(w, der)
+}
+
+// writeBase64Lines writes b as base64 in 76-character CRLF lines
+// (RFC 2045 §6.8), a block of lines at a time.
+func writeBase64Lines(w io.Writer, b []byte) error {
+	const lineBytes = 57 // 76 base64 characters
+	const linesPerBlock = 256
+	buf := make([]byte, 0, linesPerBlock*78)
+	for len(b) > 0 {
+		buf = buf[:0]
+		for i := 0; i < linesPerBlock && len(b) > 0; i++ {
+			n := min(lineBytes, len(b))
+			buf = base64.StdEncoding.AppendEncode(buf, b[:n])
+			buf = append(buf, '\r', '\n')
+			b = b[n:]
+		}
+		if _, err := w.Write(buf); err != nil {
+			return fmt.Errorf("write message: %w", err)
+		}
+	}
+	return nil
+}
