@@ -124,3 +124,47 @@ func saysNotRecipient(stderr []byte) bool {
 	}
 	return false
 }
+
+// TestVerifyWarnsAboutFrom: a good signature by someone other than the
+// From address still verifies (exit 0, like openssl cms -verify), but
+// smime verify says so on stderr; so does a signer certificate without an
+// address (DESIGN.md, smime verify).
+func TestVerifyWarnsAboutFrom(t *testing.T) {
+	w := getWorld(t)
+	p := mailtest.NewPKI(t)
+	noMail := party{User: p.User(t, "nomail@example.test", mailtest.P256, mailtest.NoEmail)}
+	f, err := noMail.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	noMail.F = f
+	for _, tc := range []struct {
+		name   string
+		signer party
+		from   string
+		warn   string // must appear in the warning; "" for no warning at all
+	}{
+		{"from-matches", w.alice, w.alice.Email, ""},
+		{"from-is-someone-else", w.alice, "mallory@example.test", "mallory@example.test"},
+		{"signer-without-address", noMail, "nomail@example.test", "address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := writeFile(t, filepath.Join(t.TempDir(), "entity"), []byte(entity(bodyFor(tc.name))))
+			signed := mustOpenSSL(t, "cms", "-sign", "-in", in, "-signer", tc.signer.F.SignCert, "-inkey", tc.signer.F.SignKey,
+				"-certfile", w.ca.Intermediate, "-from", tc.from, "-to", "rcpt@example.test", "-subject", "interop test")
+			r := cli(t, signed, "smime", "verify", "-roots", w.ca.Root)
+			if r.code != 0 {
+				t.Fatalf("smime verify: %s; want exit 0 (the signature is intact)", r)
+			}
+			wantContent(t, "smime verify", r.stdout, bodyFor(tc.name))
+			warned := bytes.Contains(bytes.ToLower(r.stderr), []byte("warning"))
+			switch {
+			case tc.warn == "" && warned:
+				t.Errorf("warning although From is the signer's: %s", r.stderr)
+			case tc.warn != "" && (!warned || !bytes.Contains(r.stderr, []byte(tc.warn))):
+				t.Errorf("no warning with %q: %s", tc.warn, r.stderr)
+			}
+		})
+	}
+}

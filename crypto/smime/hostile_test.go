@@ -290,6 +290,12 @@ func TestHostileSigned(t *testing.T) {
 		{"signature-truncated", append(bytes.Clone(detached[:sigBody+300]), detached[bytes.LastIndex(detached, []byte("\r\n--")):]...), good},
 		{"signature-garbled", append(append(bytes.Clone(detached[:sigBody+300]), "%%%%"...), detached[sigBody+300:]...), good},
 		{"signature-part-missing", detached[:sigAt], good},
+		{"unknown-digest-oid", rewrapOpaque(t, opaque, func(der []byte) []byte { return patchOID(der, oidSHA256, 0x63, -1) }), good},
+		{"unknown-signature-oid", rewrapOpaque(t, opaque, func(der []byte) []byte { return patchOID(der, oidRSAEncryption, 0x63, 1) }), good},
+		{"signed-data-length-0x7fffffff", rewrapOpaque(t, opaque, func(der []byte) []byte {
+			return append([]byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff}, der[4:]...)
+		}), good},
+		{"signed-data-indefinite-bomb", rewrapOpaque(t, opaque, func([]byte) []byte { return bytes.Repeat([]byte{0x30, 0x80}, 200000) }), good},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,6 +315,77 @@ func TestHostileSigned(t *testing.T) {
 			})
 		})
 	}
+}
+
+var oidSHA256 = []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}
+
+// oidRSAEncryption is the signature algorithm our signer writes for RSA
+// keys; it also appears in every RSA certificate's public key.
+var oidRSAEncryption = []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}
+
+// patchOID sets the last byte of occurrences of oid in der: every one for
+// n < 0, else only the last n (the SignerInfo follows the certificates,
+// which carry the same OIDs).
+func patchOID(der, oid []byte, last byte, n int) []byte {
+	out := bytes.Clone(der)
+	var at []int
+	for i := 0; ; {
+		j := bytes.Index(out[i:], oid)
+		if j < 0 {
+			break
+		}
+		at = append(at, i+j)
+		i += j + 1
+	}
+	if n >= 0 && n < len(at) {
+		at = at[len(at)-n:]
+	}
+	for _, i := range at {
+		out[i+len(oid)-1] = last
+	}
+	return out
+}
+
+// rewrapOpaque decodes the CMS of an application/pkcs7-mime message,
+// changes it with f and encodes it back under the same header.
+func rewrapOpaque(t *testing.T, msg []byte, f func([]byte) []byte) []byte {
+	t.Helper()
+	i := bodyStart(t, msg)
+	der, err := smime.DecodeBase64(msg[i:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := f(der)
+	if bytes.Equal(changed, der) {
+		t.Fatal("rewrapOpaque: change left the CMS as it was")
+	}
+	out := bytes.Clone(msg[:i])
+	enc := base64.StdEncoding.EncodeToString(changed)
+	for len(enc) > 76 {
+		out = append(append(out, enc[:76]...), "\r\n"...)
+		enc = enc[76:]
+	}
+	return append(append(out, enc...), "\r\n"...)
+}
+
+// TestHostileLayers: S/MIME layers nested past the limit — signatures and
+// envelopes alternating, each layer a little larger — end in ErrTooDeep
+// with allocation bounded by the size of the nest, not exponential in it.
+func TestHostileLayers(t *testing.T) {
+	k := newHostileKit(t)
+	msg := plainMessage("layered\r\n")
+	for i := range smime.MaxDepth + 2 {
+		if i%2 == 0 {
+			msg = k.sign(t, msg, false)
+		} else {
+			msg = k.encrypt(t, msg)
+		}
+	}
+	bounded(t, uint64(64*len(msg))+(16<<20), 10*time.Second, func() {
+		_, err := smime.Open(msg, k.keys(k.alice), smime.VerifyOptions{Roots: k.roots.Roots()})
+		wantErr(t, err, smime.ErrTooDeep)
+		t.Logf("%d layers, %d bytes: %v", smime.MaxDepth+2, len(msg), err)
+	})
 }
 
 func TestHostileMIMENesting(t *testing.T) {
