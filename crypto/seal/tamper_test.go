@@ -23,7 +23,7 @@ func TestTamperedSealedKey(t *testing.T) {
 	}
 }
 
-// TestTamperedWrap flips every byte of a wrapped master key: a flipped
+// TestTamperedWrap flips bytes of a wrapped master key: a flipped
 // ciphertext byte is a corrupt record (the password check still passes),
 // a flipped header byte is refused one way or the other, never opened.
 func TestTamperedWrap(t *testing.T) {
@@ -33,6 +33,12 @@ func TestTamperedWrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range blob {
+		// Each position that parses costs an Argon2 run: sample every
+		// third byte (TestTamperedSealedKey covers every byte of the same
+		// layout), always including the last.
+		if i%3 != 0 && i != len(blob)-1 {
+			continue
+		}
 		bad := bytes.Clone(blob)
 		bad[i] ^= 0x01
 		_, err := UnwrapMasterKey("pw", bad, "id-1")
@@ -145,9 +151,12 @@ func FuzzOpen(f *testing.F) {
 		if !bytes.Equal(again, blob) || aadLen != rec.aadLen {
 			t.Fatalf("re-encoding differs from input")
 		}
+		// Only "private key" as key-1/sign was ever sealed under mk (seeds
+		// are sealed afresh in each fuzz worker, so compare content, not
+		// bytes): anything else opening would be a forgery.
 		plain, err := Open(mk, blob, rec.ID, rec.Purpose)
-		if err == nil && (!bytes.Equal(blob, sealed) || string(plain) != "private key") {
-			t.Fatalf("forged record opened: %q", plain)
+		if err == nil && (string(plain) != "private key" || rec.ID != "key-1" || rec.Purpose != PurposeSign) {
+			t.Fatalf("forged record opened: %q as %s/%s", plain, rec.ID, rec.Purpose)
 		}
 	})
 }

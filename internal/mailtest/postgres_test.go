@@ -10,12 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestPostgresCluster starts a cluster, uses two databases in it, and
-// checks Stop leaves no process and no directory behind.
+// TestPostgresCluster starts a cluster, uses two databases and two
+// schemas in it, and checks Stop leaves no server and no directory behind.
 func TestPostgresCluster(t *testing.T) {
-	c := &PostgresCluster{}
-	t.Cleanup(func() { c.Stop() })
 	start := time.Now()
+	c := StartPostgres(t) // its cleanup calls Stop again: must be harmless
 	dsn1 := c.Database(t)
 	dsn2 := c.Database(t)
 	t.Logf("cluster + 2 databases in %v", time.Since(start))
@@ -42,6 +41,7 @@ func TestPostgresCluster(t *testing.T) {
 		}
 		conn.Close(ctx)
 	}
+	checkSchemas(t, c)
 	dir := c.dir
 	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "PG_VERSION")); err != nil {
 		t.Fatalf("data dir: %v", err)
@@ -54,5 +54,28 @@ func TestPostgresCluster(t *testing.T) {
 	}
 	if _, err := pgx.Connect(ctx, dsn1); err == nil {
 		t.Fatal("cluster still accepts connections after Stop")
+	}
+}
+
+// checkSchemas: each Schema DSN sees only its own tables.
+func checkSchemas(t *testing.T, c *PostgresCluster) {
+	ctx := context.Background()
+	var conns []*pgx.Conn
+	for range 2 {
+		conn, err := pgx.Connect(ctx, c.Schema(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		conns = append(conns, conn)
+	}
+	if _, err := conns[0].Exec(ctx, `CREATE TABLE tokens (x int)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conns[1].Exec(ctx, `SELECT * FROM tokens`); err == nil {
+		t.Fatal("table of the first schema visible through the second DSN")
+	}
+	if _, err := conns[1].Exec(ctx, `CREATE TABLE tokens (x int)`); err != nil {
+		t.Fatalf("same table name in the second schema: %v", err)
 	}
 }
