@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -30,6 +31,9 @@ var sharedCA struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if err := pgCluster.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop postgres:", err)
+	}
 	if sharedCA.dir != "" {
 		os.RemoveAll(sharedCA.dir)
 	}
