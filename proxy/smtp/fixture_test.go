@@ -344,7 +344,13 @@ func (r *rawSession) cmd(code int, line string) string {
 // must end with the terminating CRLF.CRLF) and returns the final reply.
 func (r *rawSession) data(from string, rcpts []string, body []byte) (int, string) {
 	r.t.Helper()
-	r.cmd(250, "MAIL FROM:<"+from+">")
+	return r.dataWith("", from, rcpts, body)
+}
+
+// dataWith is data with MAIL FROM parameters (e.g. "BODY=8BITMIME").
+func (r *rawSession) dataWith(params, from string, rcpts []string, body []byte) (int, string) {
+	r.t.Helper()
+	r.cmd(250, strings.TrimSpace("MAIL FROM:<"+from+"> "+params))
 	for _, rc := range rcpts {
 		r.cmd(250, "RCPT TO:<"+rc+">")
 	}

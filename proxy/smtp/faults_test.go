@@ -1,0 +1,155 @@
+package smtp
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"smimeproxy/internal/mailtest"
+)
+
+// assertNoClear fails when marker appears in any transaction the upstream
+// saw (accepted, refused or cut off): nothing may reach it in clear.
+func assertNoClear(t *testing.T, txs []mailtest.Envelope, marker string) {
+	t.Helper()
+	for _, tx := range txs {
+		if bytes.Contains(tx.Data, []byte(marker)) {
+			t.Errorf("transaction to %v (accepted=%v dropped=%v) carries the body in clear", tx.Rcpts, tx.Accepted, tx.Dropped)
+		}
+	}
+}
+
+func TestUpstreamFaults(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	big := strings.Repeat("filler line to make the message long enough to be cut off mid-DATA\r\n", 1500)
+	cases := []struct {
+		name  string
+		fault mailtest.Fault
+		// where the client must see the failure, and with what
+		stage    string // "auth", "mail", "rcpt", "data"
+		code     int
+		enhanced gosmtp.EnhancedCode
+		text     string
+	}{
+		{"refused connections", mailtest.Fault{Refuse: true}, "auth", 454, gosmtp.EnhancedCode{4, 7, 0}, "cannot be reached"},
+		{"auth service down", mailtest.Fault{Auth: &mailtest.Reply{Code: 454, Enhanced: [3]int{4, 7, 0}, Text: "auth down"}}, "auth", 454, gosmtp.EnhancedCode{4, 7, 0}, "cannot be reached"},
+		{"MAIL refused", mailtest.Fault{Mail: &mailtest.Reply{Code: 451, Enhanced: [3]int{4, 3, 0}, Text: "try later"}}, "mail", 451, gosmtp.EnhancedCode{4, 3, 0}, "Mail server: try later"},
+		{"RCPT refused", mailtest.Fault{Rcpt: map[string]mailtest.Reply{bob: {Code: 550, Enhanced: [3]int{5, 1, 1}, Text: "no such user\r\nX-Injected: yes"}}}, "rcpt", 550, gosmtp.EnhancedCode{5, 0, 0}, "Mail server: no such user"},
+		{"dropped mid-DATA", mailtest.Fault{DropDataAfter: 4096}, "data", 451, gosmtp.EnhancedCode{4, 4, 2}, "connection to the mail server was lost"},
+		{"452 at end of DATA", mailtest.Fault{Data: map[string]mailtest.Reply{"*": {Code: 452, Enhanced: [3]int{4, 2, 2}, Text: "mailbox full"}}}, "data", 452, gosmtp.EnhancedCode{4, 2, 2}, "Mail server: mailbox full"},
+		{"554 at end of DATA", mailtest.Fault{Data: map[string]mailtest.Reply{"*": {Code: 554, Enhanced: [3]int{5, 7, 1}, Text: "rejected by policy"}}}, "data", 554, gosmtp.EnhancedCode{5, 7, 1}, "Mail server: rejected by policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.up.Transactions())
+			marker := "SECRET-" + strings.ReplaceAll(tc.name, " ", "-")
+			var c *gosmtp.Client
+			if tc.stage != "auth" {
+				c = e.client(alice)
+			}
+			if err := e.up.SetFault(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			defer e.up.SetFault(mailtest.Fault{})
+			var err error
+			if tc.stage == "auth" {
+				r := e.rawConn()
+				r.expect(220)
+				r.cmd(250, "EHLO x")
+				r.tp.PrintfLine("AUTH PLAIN %s", b64("\x00"+alice+"\x00"+mailPW))
+				code, msg, rerr := r.tp.ReadResponse(235)
+				if rerr == nil || code != tc.code || !strings.Contains(msg, tc.text) {
+					t.Fatalf("AUTH: got %d %q, want %d containing %q", code, msg, tc.code, tc.text)
+				}
+				return
+			}
+			msg := compose(alice, bob+", "+carol, "", "", tc.name, marker+"\r\n"+big)
+			if tc.stage == "rcpt" {
+				err = sendRcptRefused(t, c, msg)
+			} else {
+				err = send(c, alice, []string{bob, carol}, msg)
+			}
+			se, ok := err.(*gosmtp.SMTPError)
+			if !ok {
+				t.Fatalf("want an SMTP error, got %v", err)
+			}
+			if strings.ContainsAny(se.Message, "\r\n") {
+				t.Errorf("reply text spans lines: %q", se.Message)
+			}
+			if se.Code != tc.code || se.EnhancedCode != tc.enhanced || !strings.Contains(se.Message, tc.text) {
+				t.Errorf("got %d %v %q, want %d %v containing %q", se.Code, se.EnhancedCode, se.Message, tc.code, tc.enhanced, tc.text)
+			}
+			txs := e.up.Transactions()[before:]
+			for _, tx := range txs {
+				if tx.Accepted && tc.stage != "rcpt" {
+					t.Errorf("upstream accepted a transaction to %v although the client was refused", tx.Rcpts)
+				}
+			}
+			assertNoClear(t, txs, marker)
+			if tc.stage == "rcpt" {
+				// The other recipient still works, and nothing was sent
+				// to the refused one.
+				if len(txs) != 1 || len(txs[0].Rcpts) != 1 || txs[0].Rcpts[0] != carol || !txs[0].Accepted {
+					t.Errorf("after a refused RCPT: transactions %+v", txs)
+				}
+			}
+			if tc.stage == "data" && tc.name == "dropped mid-DATA" {
+				if len(txs) == 0 || !txs[len(txs)-1].Dropped {
+					t.Errorf("the upstream did not see a cut-off transaction")
+				}
+			}
+		})
+	}
+}
+
+
+func TestPartialDelivery(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.client(alice)
+	if err := e.up.SetFault(mailtest.Fault{Data: map[string]mailtest.Reply{dave: {Code: 452, Enhanced: [3]int{4, 2, 2}, Text: "over quota"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// bob has a certificate (encrypted envelope, first), dave not (signed-only
+	// envelope, second): envelope 1 is accepted, envelope 2 fails.
+	err := send(c, alice, []string{bob, dave}, compose(alice, bob+", "+dave, "", "", "partial", "partial body"))
+	se, ok := err.(*gosmtp.SMTPError)
+	if !ok || se.Code != 554 || se.EnhancedCode != (gosmtp.EnhancedCode{5, 3, 0}) {
+		t.Fatalf("partial delivery: want 554 5.3.0, got %v", err)
+	}
+	if !strings.Contains(se.Message, "delivered to "+bob) || !strings.Contains(se.Message, "NOT to "+dave) || !strings.Contains(se.Message, "over quota") {
+		t.Errorf("reply does not say who got it: %q", se.Message)
+	}
+	envs := e.up.Envelopes()
+	if len(envs) != 1 || envs[0].Rcpts[0] != bob {
+		t.Errorf("accepted envelopes: %+v, want only bob's", envs)
+	}
+	// The session goes on.
+	e.up.SetFault(mailtest.Fault{})
+	if err := send(c, alice, []string{dave}, compose(alice, dave, "", "", "resend", "to dave only")); err != nil {
+		t.Errorf("resend to dave: %v", err)
+	}
+}
+
+// sendRcptRefused sends msg to bob (refused) and carol, and returns bob's
+// refusal; the message must still reach carol.
+func sendRcptRefused(t *testing.T, c *gosmtp.Client, msg string) error {
+	t.Helper()
+	if err := c.Mail(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	refusal := c.Rcpt(bob, nil)
+	if err := c.Rcpt(carol, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte(msg))
+	if err := w.Close(); err != nil {
+		t.Fatalf("message to the remaining recipient: %v", err)
+	}
+	return refusal
+}
