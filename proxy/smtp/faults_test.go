@@ -104,7 +104,6 @@ func TestUpstreamFaults(t *testing.T) {
 	}
 }
 
-
 func TestPartialDelivery(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	c := e.client(alice)
