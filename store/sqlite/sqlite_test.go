@@ -1,8 +1,13 @@
 package sqlite
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"smimeproxy/store"
 	"smimeproxy/store/storetest"
@@ -80,5 +85,52 @@ func TestNewerSchemaRefused(t *testing.T) {
 	if s, err := Open(t.Context(), path); err == nil {
 		s.Close()
 		t.Fatal("a database from a newer build was opened")
+	}
+}
+
+// TestTwoHandlesOneFile: two Stores on one file (two processes, say)
+// queue on the busy timeout, and 50 redemptions of one token spread over
+// them give exactly one success.
+func TestTwoHandlesOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	now := time.Now()
+	tok := store.Token{Hash: []byte("tok"), Email: "u@example.org", Purpose: store.TokenEnroll, ExpiresAt: now.Add(time.Hour)}
+	if err := stores[0].CreateToken(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var wins, used atomic.Int32
+	for i := range 50 {
+		wg.Go(func() {
+			id := fmt.Sprintf("id-%d", i)
+			err := stores[i%2].Tx(t.Context(), func(tx store.Tx) error {
+				if _, err := tx.ConsumeToken(t.Context(), store.TokenUse{Hash: tok.Hash, Email: tok.Email,
+					Purpose: tok.Purpose, UsedBy: id, At: now}); err != nil {
+					return err
+				}
+				return tx.CreateIdentity(t.Context(), store.Identity{ID: id, Email: tok.Email, State: store.StatePendingTrust})
+			})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrTokenUsed):
+				used.Add(1)
+			default:
+				t.Errorf("redemption %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 || used.Load() != 49 {
+		t.Fatalf("%d successes, %d told used; want 1 and 49", wins.Load(), used.Load())
 	}
 }
