@@ -17,7 +17,9 @@ others=$(go list ./... | grep -v '/crypto/smime$' || true)
 } 2>&1 | tee "$out"
 
 echo
-echo "S/MIME engine against the raw primitives (RSA-2048, SHA-256, AES-256-CBC), from $out:"
+echo "S/MIME engine against the raw primitives (RSA-2048, SHA-256, AES-256-CBC), from $out"
+echo "(ratio = primitives' time / whole operation's time on the same bytes, measured alternately;"
+echo " $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg): on a busy machine small sizes are noisy):"
 awk '
   function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return $i; return "" }
   /^BenchmarkSMIME\// {
