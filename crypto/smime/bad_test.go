@@ -124,6 +124,9 @@ func TestUnknownAlgorithms(t *testing.T) {
 func TestAbsurdLengthsAndNesting(t *testing.T) {
 	rsaPair, _ := sampleKeys(t)
 	deep := append(bytes.Repeat([]byte{0x30, 0x80}, 500), bytes.Repeat([]byte{0, 0}, 500)...)
+	// 100,000 empty OCTET STRINGs in an indefinite SEQUENCE: a tree of
+	// them would cost far more memory than the input.
+	tiny := append(append([]byte{0x30, 0x80}, bytes.Repeat([]byte{0x04, 0x00}, 100000)...), 0, 0)
 	cases := map[string][]byte{
 		"empty":               {},
 		"length 2^31-1":       {0x30, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x06, 0x00},
@@ -133,6 +136,7 @@ func TestAbsurdLengthsAndNesting(t *testing.T) {
 		"no end-of-contents":  {0x30, 0x80, 0x30, 0x80, 0x02, 0x01, 0x00},
 		"primitive indefinte": {0x04, 0x80, 0x00, 0x00},
 		"nested 500 deep":     deep,
+		"tiny elements":       tiny,
 		"trailing garbage":    append(readSample(t, "enc-aes256cbc-openssl.p7m"), 0x00),
 		"huge tag number":     {0x1f, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00},
 	}

@@ -16,6 +16,13 @@ import (
 // maxBERDepth bounds nesting; CMS messages nest about a dozen levels.
 const maxBERDepth = 64
 
+// The parse tree costs about 150 bytes per element. Streaming encoders
+// write content in chunks of a kilobyte or more (OpenSSL: 4096 bytes), so
+// allowing one element per 128 input bytes, plus a base for the structure,
+// admits real input while hostile input made of tiny elements cannot make
+// the tree outgrow the message.
+func maxBERElements(inputLen int) int { return 4096 + inputLen/128 }
+
 // errBER wraps every problem found by the converter.
 var errBER = errors.New("invalid BER")
 
@@ -40,7 +47,8 @@ func berToDER(in []byte) ([]byte, error) {
 	if isDERFraming(in, 0) {
 		return in, nil
 	}
-	n, rest, err := parseBER(in, 0)
+	budget := maxBERElements(len(in))
+	n, rest, err := parseBER(in, 0, &budget)
 	if err != nil {
 		return nil, err
 	}
@@ -162,9 +170,12 @@ func readLength(b []byte) (length, n int, indefinite, minimal, ok bool) {
 }
 
 // parseBER reads one element from in and returns it with the bytes after it.
-func parseBER(in []byte, depth int) (berNode, []byte, error) {
+func parseBER(in []byte, depth int, budget *int) (berNode, []byte, error) {
 	if depth > maxBERDepth {
 		return berNode{}, nil, fmt.Errorf("%w: nested deeper than %d levels", errBER, maxBERDepth)
+	}
+	if *budget--; *budget < 0 {
+		return berNode{}, nil, fmt.Errorf("%w: too many elements for the input size", errBER)
 	}
 	tagLen, constructed, universal, tagNum, ok := readTag(in)
 	if !ok {
@@ -206,7 +217,7 @@ func parseBER(in []byte, depth int) (berNode, []byte, error) {
 		} else if len(body) == 0 {
 			break
 		}
-		child, after, err := parseBER(body, depth+1)
+		child, after, err := parseBER(body, depth+1, budget)
 		if err != nil {
 			return berNode{}, nil, err
 		}

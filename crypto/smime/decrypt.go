@@ -2,6 +2,7 @@ package smime
 
 import (
 	"bytes"
+	"cmp"
 	"crypto"
 	"crypto/ecdh"
 	"crypto/rsa"
@@ -127,13 +128,20 @@ func decryptCMS(in []byte, keys []KeyPair, owned bool) (*Decrypted, error) {
 // the content key. RecipientInfo types we do not handle (kekri, pwri, ori)
 // and unparseable ones are skipped as long as another one matches.
 func (env *envelope) contentKey(keys []KeyPair, keyLen int) ([]byte, KeyPair, string, error) {
-	var skipped error
+	var skipped error // the first unreadable RecipientInfo, for the error message
+	var failed error  // the first matching RecipientInfo that did not open
+	nSkipped, attempts := 0, 0
+	skip := func(err error) {
+		if nSkipped++; skipped == nil {
+			skipped = err
+		}
+	}
 	for _, ri := range env.recipients {
 		switch ri[0] {
 		case 0x30: // ktri
 			k, err := parseKTRI(ri)
 			if err != nil {
-				skipped = errors.Join(skipped, err)
+				skip(err)
 				continue
 			}
 			for _, kp := range keys {
@@ -141,13 +149,21 @@ func (env *envelope) contentKey(keys []KeyPair, keyLen int) ([]byte, KeyPair, st
 				if _, isRSA := certKey(kp).(*rsa.PublicKey); !ok || !isRSA || !matches(kp.Cert, k.issuer, k.serial, k.ski) {
 					continue
 				}
+				if attempts++; attempts > maxKeyAttempts {
+					break
+				}
+				// Errors here are only unsupported parameters: an RSA
+				// failure gives a random key, never an error.
 				cek, km, err := unwrapKTRI(k, dec, keyLen)
-				return cek, kp, km, err
+				if err == nil {
+					return cek, kp, km, nil
+				}
+				failed = cmp.Or(failed, err)
 			}
 		case 0xa1: // kari
 			k, err := parseKARI(ri)
 			if err != nil {
-				skipped = errors.Join(skipped, err)
+				skip(err)
 				continue
 			}
 			for _, rek := range k.keys {
@@ -156,17 +172,30 @@ func (env *envelope) contentKey(keys []KeyPair, keyLen int) ([]byte, KeyPair, st
 					if !ok || !matches(kp.Cert, rek.issuer, rek.serial, rek.ski) {
 						continue
 					}
+					if attempts++; attempts > maxKeyAttempts {
+						break
+					}
 					cek, km, err := unwrapKARI(k, rek.encKey, ek, keyLen)
-					return cek, kp, km, err
+					if err == nil {
+						return cek, kp, km, nil
+					}
+					failed = cmp.Or(failed, err)
 				}
 			}
 		}
 	}
-	if skipped != nil {
-		return nil, KeyPair{}, "", fmt.Errorf("%w (recipients skipped: %v)", ErrNoMatchingRecipient, skipped)
+	switch {
+	case failed != nil:
+		return nil, KeyPair{}, "", failed
+	case skipped != nil:
+		return nil, KeyPair{}, "", fmt.Errorf("%w (%d unreadable recipient entries, the first: %v)", ErrNoMatchingRecipient, nSkipped, skipped)
 	}
 	return nil, KeyPair{}, "", ErrNoMatchingRecipient
 }
+
+// maxKeyAttempts bounds the private-key operations one message can cause:
+// a hostile envelope may name our certificate in thousands of entries.
+const maxKeyAttempts = 8
 
 func certKey(kp KeyPair) crypto.PublicKey {
 	if kp.Cert == nil {

@@ -102,3 +102,43 @@ func TestRSAFailureIsNotObservable(t *testing.T) {
 		t.Fatalf("decrypter called %d times", failing.calls)
 	}
 }
+
+// countingECDH counts the private-key operations a message causes.
+type countingECDH struct {
+	opaqueECDH
+	calls *int
+}
+
+func (c countingECDH) ECDH(peer *ecdh.PublicKey) ([]byte, error) {
+	*c.calls++
+	return c.opaqueECDH.ECDH(peer)
+}
+
+// TestManyMatchingRecipientEntriesBounded: an envelope naming our
+// certificate in 200 entries, none of which opens, costs at most
+// maxKeyAttempts key operations and ends in ErrDecryptFailed.
+func TestManyMatchingRecipientEntriesBounded(t *testing.T) {
+	keys := testKeys(t)
+	ecKey, _ := keys["p256"].key.(*ecdsa.PrivateKey).ECDH()
+	pub, _ := ecdhPublicKey(keys["p256"].cert)
+	cek := make([]byte, 32)
+	var ris [][]byte
+	for i := 0; i < 200; i++ {
+		ri, err := buildKARI(Recipient{Cert: keys["p256"].cert}, pub, cek, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ri[len(ri)-1] ^= 1 // the wrapped key ends the entry: break its integrity check
+		ris = append(ris, ri)
+	}
+	plain := content{head: []byte(testEntity)}
+	der, err := sealEnveloped(AES256CBC, cek, ris, 2, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	_, err = DecryptDER(der, []KeyPair{{Cert: keys["p256"].cert, Key: countingECDH{opaqueECDH{ecKey}, &calls}}})
+	if !errors.Is(err, ErrDecryptFailed) || calls > maxKeyAttempts || calls == 0 {
+		t.Fatalf("err %v after %d key operations", err, calls)
+	}
+}

@@ -223,6 +223,7 @@ func unwrapKTRI(k *ktri, key crypto.Decrypter, keyLen int) ([]byte, string, erro
 	var name string
 	switch {
 	case k.alg.Equal(oidKeyRSA):
+		//lint:ignore SA1019 inbound PKCS#1 v1.5 is what most S/MIME mail uses; SessionKeyLen makes padding failures yield a random key in constant time.
 		opts, name = &rsa.PKCS1v15DecryptOptions{SessionKeyLen: keyLen}, "rsa-pkcs1v15"
 	case k.alg.Equal(oidKeyRSAOAEP):
 		hash, mgfHash, label, err := oaepHashes(k.params)

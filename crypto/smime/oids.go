@@ -17,7 +17,6 @@ var (
 	oidEncAES192CBC         = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
 	oidEncAES256CBC         = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
 	oidEncAES128GCM         = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 6}
-	oidEncAES192GCM         = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 26}
 	oidEncAES256GCM         = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 46}
 	oidEncDES3CBC           = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 7}
 	oidWrapAES128           = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 5}
