@@ -2,6 +2,7 @@ package smime
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/base64"
 	"fmt"
 	"mime/quotedprintable"
@@ -17,15 +18,65 @@ import (
 // otherwise change the signed bytes. Entities that need no change come back
 // byte for byte.
 func Canonicalize(entity []byte) ([]byte, error) {
-	count := 0
-	out, _, err := canonicalize(ToCRLF(entity), 0, &count)
+	entity = ToCRLF(entity)
+	h, bodyStart, err := parseHeader(entity, MaxHeaderBytes)
 	if err != nil {
 		return nil, fmt.Errorf("canonicalise entity: %w", err)
 	}
-	return out, nil
+	count := 0
+	p, changed, err := canonicalEntity(h, entity[bodyStart:], 0, &count)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalise entity: %w", err)
+	}
+	if !changed {
+		return entity, nil
+	}
+	return p.join(), nil
 }
 
-func canonicalize(raw []byte, depth int, count *int) ([]byte, bool, error) {
+// pieces is content held as consecutive slices, so unchanged parts of a
+// large message are signed and written without being copied.
+type pieces [][]byte
+
+func (p pieces) len() int {
+	n := 0
+	for _, b := range p {
+		n += len(b)
+	}
+	return n
+}
+
+func (p pieces) join() []byte {
+	out := make([]byte, 0, p.len())
+	for _, b := range p {
+		out = append(out, b...)
+	}
+	return out
+}
+
+func (p pieces) contains(sub []byte) bool {
+	for _, b := range p {
+		if bytes.Contains(b, sub) {
+			return true
+		}
+	}
+	// A match across two pieces would need the pieces' edges; boundaries
+	// start with "--" after a line end, so check each seam.
+	for i := 1; i < len(p); i++ {
+		a, b := p[i-1], p[i]
+		seam := append(bytes.Clone(a[max(0, len(a)-len(sub)):]), b[:min(len(b), len(sub))]...)
+		if bytes.Contains(seam, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+var crlf = []byte("\r\n")
+
+// canonicalEntity returns the canonical form of the entity with header
+// h and body (both CRLF) as pieces, and whether anything changed.
+func canonicalEntity(h Header, body []byte, depth int, count *int) (pieces, bool, error) {
 	if depth > MaxDepth {
 		return nil, false, fmt.Errorf("%w: more than %d levels", ErrTooDeep, MaxDepth)
 	}
@@ -33,40 +84,40 @@ func canonicalize(raw []byte, depth int, count *int) ([]byte, bool, error) {
 	if *count > MaxParts {
 		return nil, false, fmt.Errorf("%w: more than %d", ErrTooManyParts, MaxParts)
 	}
-	h, bodyStart, err := parseHeader(raw, MaxHeaderBytes)
-	if err != nil {
-		return nil, false, err
-	}
-	body := raw[bodyStart:]
 	mt, params, err := parseContentType(h.Get("Content-Type"))
 	if err != nil {
 		return nil, false, err
 	}
 	enc := strings.ToLower(h.Get("Content-Transfer-Encoding"))
+	unchanged := pieces{headerBytes(h), crlf, body}
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
-		return canonicalizeMultipart(raw, h, body, params["boundary"], mt, depth, count)
+		return canonicalMultipart(h, body, params["boundary"], mt, depth, count)
 	case mt == "message/rfc822" || mt == "message/global":
-		inner, changed, err := canonicalize(body, depth+1, count)
+		ih, bodyStart, err := parseHeader(body, MaxHeaderBytes)
+		if err != nil {
+			return nil, false, err
+		}
+		inner, changed, err := canonicalEntity(ih, body[bodyStart:], depth+1, count)
 		if err != nil || !changed {
-			return raw, false, err
+			return unchanged, false, err
 		}
 		if enc == "8bit" || enc == "binary" {
 			h = setField(h, "Content-Transfer-Encoding", "7bit")
 		}
-		return assemble(h, inner), true, nil
+		return append(pieces{headerBytes(h), crlf}, inner...), true, nil
 	}
 	switch enc {
 	case "base64", "quoted-printable":
-		return raw, false, nil
+		return unchanged, false, nil
 	case "", "7bit", "8bit", "binary":
 		if enc != "8bit" && enc != "binary" && is7bit(body) {
-			return raw, false, nil
+			return unchanged, false, nil
 		}
 	default:
 		// An unknown encoding cannot be re-encoded without guessing what
 		// it means; such a body is signed as it stands.
-		return raw, false, nil
+		return unchanged, false, nil
 	}
 	var b bytes.Buffer
 	if strings.HasPrefix(mt, "text/") {
@@ -78,10 +129,10 @@ func canonicalize(raw []byte, depth int, count *int) ([]byte, bool, error) {
 		h = setField(h, "Content-Transfer-Encoding", "base64")
 		writeBase64Lines(&b, body)
 	}
-	return assemble(h, b.Bytes()), true, nil
+	return pieces{headerBytes(h), crlf, b.Bytes()}, true, nil
 }
 
-func canonicalizeMultipart(raw []byte, h Header, body []byte, boundary, mt string, depth int, count *int) ([]byte, bool, error) {
+func canonicalMultipart(h Header, body []byte, boundary, mt string, depth int, count *int) (pieces, bool, error) {
 	if boundary == "" {
 		return nil, false, fmt.Errorf("%w: %s without boundary parameter", ErrMalformedMIME, mt)
 	}
@@ -92,10 +143,14 @@ func canonicalizeMultipart(raw []byte, h Header, body []byte, boundary, mt strin
 	if len(parts) == 0 {
 		return nil, false, fmt.Errorf("%w: %s without body parts", ErrMalformedMIME, mt)
 	}
-	out := make([][]byte, len(parts))
+	out := make([]pieces, len(parts))
 	changedAny := false
 	for i, p := range parts {
-		c, changed, err := canonicalize(p, depth+1, count)
+		ph, bodyStart, err := parseHeader(p, MaxHeaderBytes)
+		if err != nil {
+			return nil, false, fmt.Errorf("part %d: %w", i+1, err)
+		}
+		c, changed, err := canonicalEntity(ph, p[bodyStart:], depth+1, count)
 		if err != nil {
 			return nil, false, fmt.Errorf("part %d: %w", i+1, err)
 		}
@@ -103,28 +158,25 @@ func canonicalizeMultipart(raw []byte, h Header, body []byte, boundary, mt strin
 		changedAny = changedAny || changed
 	}
 	if !changedAny {
-		return raw, false, nil
+		return pieces{headerBytes(h), crlf, body}, false, nil
 	}
 	if enc := strings.ToLower(h.Get("Content-Transfer-Encoding")); enc == "8bit" || enc == "binary" {
 		h = setField(h, "Content-Transfer-Encoding", "7bit")
 	}
-	var b bytes.Buffer
+	delim := []byte("--" + boundary + "\r\n")
+	res := pieces{headerBytes(h), crlf}
 	for _, p := range out {
-		b.WriteString("--" + boundary + "\r\n")
-		b.Write(p)
-		b.WriteString("\r\n")
+		res = append(res, delim)
+		res = append(res, p...)
+		res = append(res, crlf)
 	}
-	b.WriteString("--" + boundary + "--\r\n")
-	return assemble(h, b.Bytes()), true, nil
+	return append(res, []byte("--"+boundary+"--\r\n")), true, nil
 }
 
-// assemble writes header fields, the empty line and body.
-func assemble(h Header, body []byte) []byte {
+// headerBytes concatenates the fields of h.
+func headerBytes(h Header) []byte {
 	var b bytes.Buffer
-	b.Grow(len(body) + 512)
 	h.WriteTo(&b)
-	b.WriteString("\r\n")
-	b.Write(body)
 	return b.Bytes()
 }
 
@@ -152,23 +204,32 @@ func setField(h Header, name, value string) Header {
 // is7bit reports whether body is valid 7bit data (RFC 2045 §2.7): no
 // octets above 127, no NULs, no bare CR or LF, lines of at most 998 octets.
 func is7bit(body []byte) bool {
-	line := 0
-	for i, c := range body {
-		switch {
-		case c >= 0x80 || c == 0:
-			return false
-		case c == '\r':
-			if i+1 >= len(body) || body[i+1] != '\n' {
-				return false
+	for len(body) > 0 {
+		line, rest, found := bytes.Cut(body, []byte{'\n'})
+		if found {
+			if len(line) == 0 || line[len(line)-1] != '\r' {
+				return false // bare LF
 			}
-		case c == '\n':
-			if i == 0 || body[i-1] != '\r' {
-				return false
-			}
-			line = -1
+			line = line[:len(line)-1]
 		}
-		line++
-		if line > 998 {
+		if len(line) > 998 || bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 || !isASCII(line) {
+			return false
+		}
+		body = rest
+	}
+	return true
+}
+
+// isASCII reports whether b has no octet above 127, eight at a time.
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= 0x80 {
 			return false
 		}
 	}

@@ -155,3 +155,23 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestIs7bit(t *testing.T) {
+	for in, want := range map[string]bool{
+		"":                                     true,
+		"abc\r\ndef\r\n":                       true,
+		"abc\r\ndef":                           true,
+		"abc\ndef":                             false,
+		"abc\rdef\r\n":                         false,
+		"trailing cr\r":                        false,
+		"nul\x00\r\n":                          false,
+		"high \xc3\xa4 octets\r\n":             false,
+		strings.Repeat("a", 998):               true,
+		strings.Repeat("a", 999):               false,
+		strings.Repeat("abcdefgh", 9) + "\x80": false,
+	} {
+		if got := is7bit([]byte(in)); got != want {
+			t.Errorf("is7bit(%.20q…) = %v, want %v", in, got, want)
+		}
+	}
+}

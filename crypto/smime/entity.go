@@ -103,7 +103,14 @@ func parseEntity(b []byte, depth, levels int, count *int) (*Entity, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Entity{Header: h, Raw: b, RawBody: b[bodyStart:]}
+	return buildEntity(h, b, b[bodyStart:], depth, levels, count)
+}
+
+// buildEntity completes an entity whose header is parsed; raw may be nil
+// when header and body do not lie together in one buffer.
+func buildEntity(h Header, raw, body []byte, depth, levels int, count *int) (*Entity, error) {
+	e := &Entity{Header: h, Raw: raw, RawBody: body}
+	var err error
 	e.MediaType, e.Params, err = parseContentType(h.Get("Content-Type"))
 	if err != nil {
 		return nil, err

@@ -316,3 +316,21 @@ func FuzzParseEntity(f *testing.F) {
 		walk(e, 0)
 	})
 }
+
+func TestToCRLF(t *testing.T) {
+	for in, want := range map[string]string{
+		"":              "",
+		"\n":            "\r\n",
+		"a\nb":          "a\r\nb",
+		"a\r\nb\n\nc\r": "a\r\nb\r\n\r\nc\r",
+		"\n\n":          "\r\n\r\n",
+		"x\r\n\r\n":     "x\r\n\r\n",
+		"\r\r\n\n":      "\r\r\n\r\n",
+		"no line end":   "no line end",
+		"trailing lf\n": "trailing lf\r\n",
+	} {
+		if got := string(ToCRLF([]byte(in))); got != want {
+			t.Errorf("ToCRLF(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -46,70 +46,132 @@ type SignOptions struct {
 // the MIME entity is canonicalised and signed, giving multipart/signed
 // with a detached SHA-256 signature (RFC 8551 §3.5.3), or with
 // opts.Opaque application/pkcs7-mime; smime-type=signed-data (§3.5.2).
-// The output has CRLF line ends.
+// The output has CRLF line ends. Unchanged parts of the message are
+// hashed and written from msg itself, not copied.
 func Sign(w io.Writer, msg []byte, opts SignOptions) error {
-	outer, entity, err := SplitMessage(msg)
+	outer, inner, body, err := splitFields(ToCRLF(msg))
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
-	signed, err := SignEntity(entity, opts)
+	count := 0
+	canon, _, err := canonicalEntity(inner, body, 0, &count)
 	if err != nil {
+		return fmt.Errorf("sign: canonicalise: %w", err)
+	}
+	ew := &errWriter{w: w}
+	for _, f := range outer {
+		ew.write(f.Raw)
+	}
+	ew.write([]byte("MIME-Version: 1.0\r\n"))
+	if err := signTo(ew, canon, opts); err != nil {
 		return err
 	}
-	return Compose(w, outer, signed)
+	if ew.err != nil {
+		return fmt.Errorf("sign: write: %w", ew.err)
+	}
+	return nil
 }
 
 // SignEntity signs a MIME entity and returns the signed entity: a
 // multipart/signed whose first part is the canonicalised entity, or with
 // opts.Opaque an application/pkcs7-mime entity.
 func SignEntity(entity []byte, opts SignOptions) ([]byte, error) {
-	canon, err := Canonicalize(entity)
+	entity = ToCRLF(entity)
+	h, bodyStart, err := parseHeader(entity, MaxHeaderBytes)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
-	der, err := SignedData(canon, opts, !opts.Opaque)
+	count := 0
+	canon, _, err := canonicalEntity(h, entity[bodyStart:], 0, &count)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sign: canonicalise: %w", err)
 	}
 	var b bytes.Buffer
-	b.Grow(len(canon) + len(der)*4/3 + 1024)
-	if opts.Opaque {
-		b.WriteString("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n" +
-			"Content-Transfer-Encoding: base64\r\n" +
-			"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n")
-		writeBase64Lines(&b, der)
-		return b.Bytes(), nil
-	}
-	boundary, err := newBoundary(canon)
-	if err != nil {
+	b.Grow(canon.len()*7/5 + 16<<10)
+	if err := signTo(&b, canon, opts); err != nil {
 		return nil, err
 	}
-	b.WriteString("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n" +
-		"\tboundary=\"" + boundary + "\"\r\n\r\n" +
-		"This is an S/MIME signed message\r\n\r\n" +
-		"--" + boundary + "\r\n")
-	b.Write(canon)
-	b.WriteString("\r\n--" + boundary + "\r\n" +
-		"Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n" +
-		"Content-Transfer-Encoding: base64\r\n" +
-		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n")
-	writeBase64Lines(&b, der)
-	b.WriteString("\r\n--" + boundary + "--\r\n")
 	return b.Bytes(), nil
 }
 
-// newBoundary returns a random boundary that does not occur in content.
-func newBoundary(content []byte) (string, error) {
-	for {
-		var r [12]byte
-		if _, err := rand.Read(r[:]); err != nil {
-			return "", fmt.Errorf("sign: boundary: %w", err)
-		}
-		bd := "----=_smimeproxy_" + hex.EncodeToString(r[:])
-		if !bytes.Contains(content, []byte(bd)) {
-			return bd, nil
-		}
+// signTo writes the signed entity for the canonical content canon.
+func signTo(w io.Writer, canon pieces, opts SignOptions) error {
+	der, err := signedData(canon, opts, !opts.Opaque)
+	if err != nil {
+		return err
 	}
+	ew := &errWriter{w: w}
+	if opts.Opaque {
+		ew.write([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n" +
+			"Content-Transfer-Encoding: base64\r\n" +
+			"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"))
+		writeBase64To(ew, der)
+		return ew.err
+	}
+	boundary, err := newBoundary()
+	if err != nil {
+		return err
+	}
+	ew.write([]byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n" +
+		"\tboundary=\"" + boundary + "\"\r\n\r\n" +
+		"This is an S/MIME signed message\r\n\r\n" +
+		"--" + boundary + "\r\n"))
+	for _, p := range canon {
+		ew.write(p)
+	}
+	ew.write([]byte("\r\n--" + boundary + "\r\n" +
+		"Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n"))
+	writeBase64To(ew, der)
+	ew.write([]byte("\r\n--" + boundary + "--\r\n"))
+	return ew.err
+}
+
+// errWriter keeps the first write error so a sequence of writes can be
+// checked once.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) write(p []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(p)
+	}
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	e.write(p)
+	if e.err != nil {
+		return 0, e.err
+	}
+	return len(p), nil
+}
+
+// writeBase64To writes data as base64 lines to w in chunks, so the encoded
+// form of a large opaque signature is never held whole.
+func writeBase64To(w *errWriter, data []byte) {
+	const chunk = 57 * 1024 // whole lines
+	var buf bytes.Buffer
+	for len(data) > 0 && w.err == nil {
+		n := min(chunk, len(data))
+		buf.Reset()
+		writeBase64Lines(&buf, data[:n])
+		w.write(buf.Bytes())
+		data = data[n:]
+	}
+}
+
+// newBoundary returns a random boundary. It is not searched for in the
+// content: the content is fixed before 96 random bits are drawn, so it
+// cannot contain the boundary except by a 2^-96 accident.
+func newBoundary() (string, error) {
+	var r [12]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", fmt.Errorf("sign: boundary: %w", err)
+	}
+	return "----=_smimeproxy_" + hex.EncodeToString(r[:]), nil
 }
 
 // SignedData returns a DER ContentInfo holding a SignedData (RFC 5652 §5)
@@ -117,6 +179,10 @@ func newBoundary(content []byte) (string, error) {
 // number, the signed attributes of signedAttributes, and the certificates
 // signer, encryption certificate and chain. detached leaves the content out.
 func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error) {
+	return signedData(pieces{content}, opts, detached)
+}
+
+func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error) {
 	sigAlg, err := checkSigner(opts)
 	if err != nil {
 		return nil, err
@@ -125,8 +191,11 @@ func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error)
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	digest := sha256.Sum256(content)
-	attrs, err := signedAttributes(digest[:], now(), opts.EncryptionCert)
+	hc := sha256.New()
+	for _, p := range content {
+		hc.Write(p)
+	}
+	attrs, err := signedAttributes(hc.Sum(nil), now(), opts.EncryptionCert)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
@@ -167,7 +236,14 @@ func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error)
 	}
 
 	tag0 := cbasn1.Tag(0).ContextSpecific().Constructed()
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(content)+len(sig)+4096))
+	size := len(sig) + 8192
+	for _, c := range certs {
+		size += len(c)
+	}
+	if !detached {
+		size += content.len()
+	}
+	b := cryptobyte.NewBuilder(make([]byte, 0, size))
 	b.AddASN1(cbasn1.SEQUENCE, func(ci *cryptobyte.Builder) {
 		ci.AddASN1ObjectIdentifier(oidSigSignedData)
 		ci.AddASN1(tag0, func(e *cryptobyte.Builder) {
@@ -179,7 +255,13 @@ func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error)
 				sd.AddASN1(cbasn1.SEQUENCE, func(ec *cryptobyte.Builder) {
 					ec.AddASN1ObjectIdentifier(oidSigData)
 					if !detached {
-						ec.AddASN1(tag0, func(x *cryptobyte.Builder) { x.AddASN1OctetString(content) })
+						ec.AddASN1(tag0, func(x *cryptobyte.Builder) {
+							x.AddASN1(cbasn1.OCTET_STRING, func(o *cryptobyte.Builder) {
+								for _, p := range content {
+									o.AddBytes(p)
+								}
+							})
+						})
 					}
 				})
 				sd.AddASN1(tag0, func(c *cryptobyte.Builder) {

@@ -60,7 +60,9 @@ type VerifyResult struct {
 // returns an error only when the input is not a signed message or cannot
 // be parsed.
 func Verify(msg []byte, opts VerifyOptions) (*VerifyResult, error) {
-	outer, entity, err := SplitMessage(msg)
+	// The entity is not assembled: the signed part is checked where it
+	// lies in msg (after line-end normalisation), without a copy.
+	outer, inner, body, err := splitFields(ToCRLF(msg))
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -68,7 +70,12 @@ func Verify(msg []byte, opts VerifyOptions) (*VerifyResult, error) {
 	if from == "" {
 		from = outer.Get("From")
 	}
-	return verifyEntity(entity, from, opts)
+	count := 0
+	e, err := buildEntity(inner, nil, body, 0, 1, &count)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return verifyParsed(e, from, opts)
 }
 
 // VerifyEntity checks a signed MIME entity (the inside of a message, as
@@ -82,7 +89,12 @@ func verifyEntity(entity []byte, from string, opts VerifyOptions) (*VerifyResult
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
+	return verifyParsed(e, from, opts)
+}
+
+func verifyParsed(e *Entity, from string, opts VerifyOptions) (*VerifyResult, error) {
 	var der, content []byte
+	var err error
 	res := &VerifyResult{}
 	switch entityKind(e) {
 	case Signed:
