@@ -2,8 +2,8 @@ package smime
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"mime/quotedprintable"
 	"strings"
