@@ -1,0 +1,330 @@
+package imap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"smimeproxy/identity"
+)
+
+// FETCH runs in two steps. First the cheap items the client asked for,
+// plus UID, RFC822.SIZE, BODYSTRUCTURE and — when an answer depends on
+// it — the header block, for the whole set in one upstream command. Then,
+// message by message: a message the Viewer needs (S/MIME at the top
+// level) is fetched whole (or found in the Viewer's cache), viewed, and
+// every item is answered from the view's bytes; any other message has its
+// header filtered and its body sections streamed from the upstream
+// (BODY[] is the filtered header followed by the upstream's BODY[TEXT]).
+//
+// A message whose key is locked is left out of the response; the other
+// messages are answered, then the command ends with NO [UNAVAILABLE]
+// after an untagged OK [ALERT] naming the unlock URL. The client keeps
+// nothing for the locked message and fetches it again later.
+
+// headerSection is the upstream section of the header block.
+var headerSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
+
+// errMessageLocked marks a message left out because the key is locked.
+var errMessageLocked = errors.New("digital id locked")
+
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	if !needsBody(options) {
+		return s.fetchSimple(c, w, numSet, options)
+	}
+	first := &imap.FetchOptions{
+		UID:           true,
+		Flags:         options.Flags,
+		InternalDate:  options.InternalDate,
+		Envelope:      options.Envelope,
+		RFC822Size:    true,
+		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
+		ModSeq:        options.ModSeq,
+	}
+	if needsHeader(options) {
+		first.BodySection = []*imap.FetchItemBodySection{headerSection}
+	}
+	msgs, err := c.Fetch(numSet, first).Collect()
+	if err != nil {
+		return s.fail("FETCH", err)
+	}
+	var locked, failed bool
+	for _, m := range msgs {
+		err := s.fetchOne(c, w, m, options)
+		switch {
+		case errors.Is(err, errMessageLocked):
+			locked = true
+		case errors.Is(err, errStreamBroken):
+			// A literal went out short: the client's stream cannot be
+			// repaired, only ended.
+			s.log.Warn("fetch stream broken", "uid", m.UID, "err", err)
+			s.conn.NetConn().Close()
+			return s.fail("FETCH", err)
+		case err != nil:
+			var imapErr *imap.Error
+			if errors.As(err, &imapErr) {
+				return err
+			}
+			if isConnError(err) {
+				return s.fail("FETCH", err)
+			}
+			s.log.Warn("fetch message", "uid", m.UID, "err", err)
+			failed = true
+		}
+	}
+	if locked {
+		return s.lockedError()
+	}
+	if failed {
+		return &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeServerBug,
+			Text: "Some messages could not be read (session " + s.id + ")",
+		}
+	}
+	return nil
+}
+
+// fetchOne answers the client's items for one message of the first step.
+func (s *session) fetchOne(c *imapclient.Client, w *imapserver.FetchWriter, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions) error {
+	key := MessageKey{User: s.user, Mailbox: s.mailbox, UIDValidity: s.uidValidity, UID: m.UID}
+	bs := m.BodyStructure
+	if !validStructure(bs, 0) {
+		// A structure the proxy cannot trust or write back: learn it from
+		// the message itself.
+		return s.fetchWhole(c, w, m, options, key, nil)
+	}
+	if m.RFC822Size <= s.p.opts.MaxMessageBytes && s.p.viewer.Needed(bs) {
+		return s.fetchWhole(c, w, m, options, key, bs)
+	}
+	if m.RFC822Size > s.p.opts.MaxMessageBytes && s.p.viewer.Needed(bs) {
+		s.log.Warn("S/MIME message larger than the limit passes unprocessed", "uid", m.UID, "size", m.RFC822Size)
+	}
+	return s.fetchPlain(c, w, m, options)
+}
+
+// fetchSimple passes a FETCH that asks for nothing of the message's
+// content (UID, FLAGS, INTERNALDATE, MODSEQ) straight through.
+func (s *session) fetchSimple(c *imapclient.Client, w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	cmd := c.Fetch(numSet, options)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return s.fail("FETCH", err)
+		}
+		rw := w.CreateMessage(buf.SeqNum)
+		writeCheap(rw, buf, options, buf.Flags)
+		if err := rw.Close(); err != nil {
+			cmd.Close()
+			return err
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return s.fail("FETCH", err)
+	}
+	return nil
+}
+
+// writeCheap writes UID, FLAGS, INTERNALDATE as the upstream gave them.
+func writeCheap(rw *imapserver.FetchResponseWriter, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions, flags []imap.Flag) {
+	if options.UID {
+		rw.WriteUID(m.UID)
+	}
+	if options.Flags || flags != nil && !sameFlags(flags, m.Flags) {
+		if flags == nil {
+			flags = []imap.Flag{}
+		}
+		rw.WriteFlags(flags)
+	}
+	if options.InternalDate {
+		rw.WriteInternalDate(m.InternalDate)
+	}
+}
+
+func sameFlags(a, b []imap.Flag) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !strings.EqualFold(string(a[i]), string(b[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func needsBody(o *imap.FetchOptions) bool {
+	return len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 ||
+		o.RFC822Size || o.Envelope || o.BodyStructure != nil
+}
+
+// needsHeader reports whether an answer depends on the filtered header
+// of a plain message.
+func needsHeader(o *imap.FetchOptions) bool {
+	if o.RFC822Size {
+		return true
+	}
+	for _, sec := range o.BodySection {
+		if len(sec.Part) == 0 && sec.Specifier != imap.PartSpecifierText {
+			return true
+		}
+	}
+	for _, sec := range o.BinarySection {
+		if len(sec.Part) == 0 {
+			return true
+		}
+	}
+	for _, sec := range o.BinarySectionSize {
+		if len(sec.Part) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// setsSeen reports whether answering sets \Seen (a non-PEEK section).
+func setsSeen(o *imap.FetchOptions) bool {
+	for _, sec := range o.BodySection {
+		if !sec.Peek {
+			return true
+		}
+	}
+	for _, sec := range o.BinarySection {
+		if !sec.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// markSeen sets \Seen upstream for a non-PEEK fetch and returns the new
+// flags, or nil when nothing changed.
+func (s *session) markSeen(c *imapclient.Client, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions) ([]imap.Flag, error) {
+	if !setsSeen(options) || s.readOnly() {
+		return nil, nil
+	}
+	for _, f := range m.Flags {
+		if f == imap.FlagSeen {
+			return nil, nil
+		}
+	}
+	bufs, err := c.Store(imap.UIDSetNum(m.UID), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Collect()
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bufs {
+		if b.Flags != nil {
+			return b.Flags, nil
+		}
+	}
+	return append(append([]imap.Flag(nil), m.Flags...), imap.FlagSeen), nil
+}
+
+func (s *session) readOnly() bool { return s.examined }
+
+// validStructure checks what imapserver needs to write a structure back
+// (a multipart has children) and bounds its depth.
+func validStructure(bs imap.BodyStructure, depth int) bool {
+	if depth > 50 {
+		return false
+	}
+	switch bs := bs.(type) {
+	case *imap.BodyStructureSinglePart:
+		if bs.MessageRFC822 != nil {
+			return bs.MessageRFC822.BodyStructure != nil && validStructure(bs.MessageRFC822.BodyStructure, depth+1)
+		}
+		return true
+	case *imap.BodyStructureMultiPart:
+		if len(bs.Children) == 0 {
+			return false
+		}
+		for _, c := range bs.Children {
+			if !validStructure(c, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// withExtended fills in empty extension data where the upstream sent
+// none: imapserver can only write BODYSTRUCTURE with it.
+func withExtended(bs imap.BodyStructure) imap.BodyStructure {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureSinglePart:
+		if bs.Extended == nil {
+			bs.Extended = &imap.BodyStructureSinglePartExt{}
+		}
+		if bs.MessageRFC822 != nil {
+			withExtended(bs.MessageRFC822.BodyStructure)
+		}
+	case *imap.BodyStructureMultiPart:
+		if bs.Extended == nil {
+			bs.Extended = &imap.BodyStructureMultiPartExt{}
+		}
+		for _, c := range bs.Children {
+			withExtended(c)
+		}
+	}
+	return bs
+}
+
+// splitHeader returns the length of the header block of raw, including
+// the blank line that ends it (all of raw when there is none).
+func splitHeader(raw []byte) int {
+	for i := 0; i < len(raw); {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return len(raw)
+		}
+		line := raw[i : i+j+1]
+		i += j + 1
+		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
+			return i
+		}
+	}
+	return len(raw)
+}
+
+func isLocked(err error) bool { return errors.Is(err, identity.ErrLocked) }
+
+// lockedError sends the untagged [ALERT] with the unlock URL and returns
+// the NO [UNAVAILABLE] that ends the command. imapserver offers no writer
+// for an untagged OK; between responses its buffer is flushed (every
+// response ends with a flushed CRLF) and only this goroutine writes, so
+// the line goes to the connection directly.
+func (s *session) lockedError() error {
+	url := ""
+	if s.p.opts.UnlockURL != nil {
+		url = s.p.opts.UnlockURL(s.user)
+	}
+	url = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == ']' {
+			return -1
+		}
+		return r
+	}, url)
+	text := "Your Digital ID is locked. Unlock it at " + url + " and try again."
+	if url == "" {
+		text = "Your Digital ID is locked. Unlock it and try again."
+	}
+	if _, err := fmt.Fprintf(s.conn.NetConn(), "* OK [ALERT] %s\r\n", text); err != nil {
+		return err
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}
+}
