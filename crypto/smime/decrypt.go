@@ -72,7 +72,7 @@ func Decrypt(msg []byte, keys []KeyPair) (*Decrypted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
-	d.Entity = ToCRLF(d.Entity)
+	d.Entity = dropMIMEVersion(ToCRLF(d.Entity))
 	d.Header = outer
 	return d, nil
 }

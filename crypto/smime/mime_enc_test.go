@@ -233,3 +233,16 @@ func TestSignThenEncrypt(t *testing.T) {
 		}
 	}
 }
+
+func TestDropMIMEVersion(t *testing.T) {
+	cases := map[string]string{
+		"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nbody\r\n":                             "Content-Type: text/plain\r\n\r\nbody\r\n",
+		"Content-Type: text/plain\r\nmime-version: 1.0\r\n (comment)\r\n\r\nMIME-Version: body\r\n": "Content-Type: text/plain\r\n\r\nMIME-Version: body\r\n",
+		"Content-Type: text/plain\r\n\r\nbody\r\n":                                                  "Content-Type: text/plain\r\n\r\nbody\r\n",
+	}
+	for in, want := range cases {
+		if got := string(dropMIMEVersion([]byte(in))); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}

@@ -190,3 +190,41 @@ func isOctetStreamP7M(ctype, disposition string) bool {
 	}
 	return strings.HasSuffix(strings.ToLower(name), ".p7m")
 }
+
+// dropMIMEVersion removes MIME-Version fields from the header of a
+// decrypted entity (senders that encrypt a whole message leave one in),
+// so that Compose, which writes its own, does not repeat it. The entity
+// buffer is ours: the kept header is moved up against the body in place.
+func dropMIMEVersion(entity []byte) []byte {
+	head, _ := splitHeaderBody(entity)
+	var kept []byte
+	dropping, found := false, false
+	for pos := 0; pos < len(head); {
+		end := bytes.IndexByte(head[pos:], '\n')
+		if end < 0 {
+			end = len(head)
+		} else {
+			end += pos + 1
+		}
+		line := head[pos:end]
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			if !dropping {
+				kept = append(kept, line...)
+			}
+		} else {
+			name, _, _ := bytes.Cut(line, []byte(":"))
+			dropping = strings.EqualFold(strings.TrimSpace(string(name)), "MIME-Version")
+			found = found || dropping
+			if !dropping {
+				kept = append(kept, line...)
+			}
+		}
+		pos = end
+	}
+	if !found {
+		return entity
+	}
+	start := len(head) - len(kept)
+	copy(entity[start:], kept)
+	return entity[start:]
+}
