@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,6 +174,14 @@ func TestRevokeWipesAndRefuses(t *testing.T) {
 	}
 	// A new enrolment is possible now.
 	f.enroll(t, alice, "new password")
+	var actions []string
+	for _, a := range f.rec.records.(*memRecords).st.audit {
+		actions = append(actions, strings.Fields(a)[1])
+	}
+	want := []string{"token.create", "identity.enroll", "trust.accept", "identity.revoke", "token.create", "identity.enroll"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("audit log %v, want %v", actions, want)
+	}
 }
 
 // A burst of 100 unlocks runs at most the limiter's capacity of Argon2

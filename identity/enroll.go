@@ -247,6 +247,10 @@ func (s *Service) commitEnrolment(ctx context.Context, e *enrolment, hash []byte
 				return fmt.Errorf("store %s key: %w", k.Use, err)
 			}
 		}
+		action := map[Purpose]string{PurposeEnroll: "identity.enroll", PurposeRecover: "identity.recover", "": "identity.import"}[purpose]
+		if err := tx.Audit(ctx, email, action, e.id.ID, s.clock.Now()); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
 		return s.step("commit")
 	})
 	switch {

@@ -179,6 +179,16 @@ func TestEnrollValidatesInput(t *testing.T) {
 	if _, _, err := f.svc.CreateToken(ctx, "alice@example.test", "upgrade", 0); err == nil {
 		t.Error("unknown purpose accepted")
 	}
+	f.svc.domains = []string{"example.org", "Example.Test."}
+	if _, _, err := f.svc.CreateToken(ctx, "eve@elsewhere.test", PurposeEnroll, 0); !errors.Is(err, ErrDomain) {
+		t.Errorf("token for a foreign domain: %v", err)
+	}
+	if _, _, err := f.svc.CreateToken(ctx, "carol@example.test", PurposeEnroll, 0); err != nil {
+		t.Errorf("token for a listed domain: %v", err)
+	}
+	if false {
+		t.Error("unknown purpose accepted")
+	}
 	if _, _, err := f.svc.CreateToken(ctx, "alice@example.test", PurposeEnroll, 365*24*time.Hour); err == nil {
 		t.Error("a year-long token accepted")
 	}

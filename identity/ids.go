@@ -166,7 +166,10 @@ func (s *Service) Revoke(ctx context.Context, email string) error {
 	}
 	s.cache.lock(r.ID)
 	err = s.rec.Tx(ctx, func(tx recordsTx) error {
-		return tx.SetIdentityState(ctx, r.ID, []State{StatePending, StateActive}, StateRevoked, s.clock.Now())
+		if err := tx.SetIdentityState(ctx, r.ID, []State{StatePending, StateActive}, StateRevoked, s.clock.Now()); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, "admin", "identity.revoke", r.ID, s.clock.Now())
 	})
 	if errors.Is(err, errConflict) {
 		return ErrNoIdentity // revoked or superseded meanwhile

@@ -78,6 +78,9 @@ func (s *Service) ImportPKCS12(ctx context.Context, req ImportRequest) (*EnrollR
 	if err != nil {
 		return nil, err
 	}
+	if err := s.allowed(email); err != nil {
+		return nil, err
+	}
 	name, err := s.checkNewID(req.Name, req.Password)
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ type memState struct {
 	keys     []keyRecord
 	certs    []certRecord
 	trust    []trustRecord
+	audit    []string
 }
 
 func newMemRecords() *memRecords {
@@ -33,7 +34,7 @@ func (s memState) clone() memState {
 	return memState{
 		settings: maps.Clone(s.settings), tokens: maps.Clone(s.tokens),
 		ids: slices.Clone(s.ids), keys: slices.Clone(s.keys),
-		certs: slices.Clone(s.certs), trust: slices.Clone(s.trust),
+		certs: slices.Clone(s.certs), trust: slices.Clone(s.trust), audit: slices.Clone(s.audit),
 	}
 }
 
@@ -185,6 +186,18 @@ func (m *memRecords) Tx(ctx context.Context, fn func(recordsTx) error) error {
 }
 
 type memTx struct{ st memState }
+
+func (m *memRecords) Audit(_ context.Context, actor, action, subject string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.st.audit = append(m.st.audit, actor+" "+action+" "+subject)
+	return nil
+}
+
+func (t *memTx) Audit(_ context.Context, actor, action, subject string, _ time.Time) error {
+	t.st.audit = append(t.st.audit, actor+" "+action+" "+subject)
+	return nil
+}
 
 func (t *memTx) ConsumeToken(_ context.Context, hash []byte, email string, purpose Purpose, _ string, now time.Time) error {
 	tok, ok := t.st.tokens[string(hash)]

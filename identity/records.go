@@ -160,6 +160,14 @@ type records interface {
 
 	// Tx runs fn in one transaction: all of it is stored, or none.
 	Tx(ctx context.Context, fn func(tx recordsTx) error) error
+
+	auditor
+}
+
+// auditor appends to the audit log: who did what to which subject, never
+// a secret.
+type auditor interface {
+	Audit(ctx context.Context, actor, action, subject string, at time.Time) error
 }
 
 // recordsTx is what runs inside a transaction.
@@ -177,4 +185,6 @@ type recordsTx interface {
 	SetIdentityState(ctx context.Context, id string, from []State, to State, now time.Time) error
 	InsertKey(ctx context.Context, k keyRecord) error
 	PutTrustedRoot(ctx context.Context, t trustRecord) error
+
+	auditor
 }

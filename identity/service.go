@@ -58,6 +58,9 @@ type Options struct {
 	OrgRoots []*x509.Certificate
 	// MinPasswordLen for Digital ID passwords (0: 8).
 	MinPasswordLen int
+	// Domains, when not empty, are the only mail domains whose mailboxes
+	// may get a Digital ID (config [identity] domains).
+	Domains []string
 }
 
 // Errors callers branch on.
@@ -73,6 +76,7 @@ var (
 	ErrEscrowKey       = errors.New("the key-recovery key is not available: put it into the CA directory for the recovery")
 	ErrBadPKCS12       = errors.New("the PKCS#12 file cannot be used")
 	ErrNoCertificate   = errors.New("no certificate known for this address")
+	ErrDomain          = errors.New("this gateway issues no Digital IDs for that mail domain")
 )
 
 // Service manages the Digital IDs of one gateway. It is safe for concurrent
@@ -92,6 +96,7 @@ type Service struct {
 	tokenTTL time.Duration
 	orgRoots []*x509.Certificate
 	minPW    int
+	domains  []string
 	rand     io.Reader
 
 	cache   *unlockCache
@@ -117,7 +122,7 @@ func newService(rec records, opts Options) (*Service, error) {
 		rec: rec, ca: opts.CA, caDir: opts.CADir, upstream: opts.Upstream,
 		clock: opts.Clock, log: opts.Logger, keyType: opts.KeyType, params: opts.Seal,
 		limiter: opts.Limiter, remember: opts.Remember, maxRem: opts.RememberMax,
-		tokenTTL: opts.TokenTTL, orgRoots: opts.OrgRoots, minPW: opts.MinPasswordLen,
+		tokenTTL: opts.TokenTTL, orgRoots: opts.OrgRoots, minPW: opts.MinPasswordLen, domains: opts.Domains,
 		rand: rand.Reader, stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if s.clock == nil {
@@ -204,12 +209,29 @@ func NormalizeEmail(email string) (string, error) {
 	return strings.ToLower(e), nil
 }
 
+// allowed checks email's domain against Options.Domains.
+func (s *Service) allowed(email string) error {
+	if len(s.domains) == 0 {
+		return nil
+	}
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	for _, d := range s.domains {
+		if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrDomain, domain)
+}
+
 // CreateToken issues a security token for email and purpose, redeemable
 // until the returned time. ttl 0 means the default lifetime. Only an HMAC of
 // the token is stored; the token itself goes back to the caller, once.
 func (s *Service) CreateToken(ctx context.Context, email string, purpose Purpose, ttl time.Duration) (Secret, time.Time, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
+		return "", time.Time{}, err
+	}
+	if err := s.allowed(email); err != nil {
 		return "", time.Time{}, err
 	}
 	if !purpose.Valid() {
@@ -241,6 +263,9 @@ func (s *Service) CreateToken(ctx context.Context, email string, purpose Purpose
 	// Tokens long expired are of no use to anyone; keep the table small.
 	if err := s.rec.PruneTokens(ctx, now.Add(-30*24*time.Hour)); err != nil {
 		s.log.Warn("prune expired tokens", "err", err)
+	}
+	if err := s.rec.Audit(ctx, "admin", "token.create", email+" "+string(purpose), now); err != nil {
+		s.log.Warn("audit token creation", "err", err)
 	}
 	s.log.Info("security token issued", "email", email, "purpose", string(purpose), "expires", info.Expires)
 	return tok, info.Expires, nil

@@ -229,6 +229,14 @@ func (s storeRecords) RemoveTrustedRoot(ctx context.Context, owner, fingerprint 
 	return notFound(s.st.RemoveTrustRoot(ctx, trustScope(owner), storeFingerprint(fingerprint)))
 }
 
+func (s storeRecords) Audit(ctx context.Context, actor, action, subject string, at time.Time) error {
+	return storeOps{s.st}.Audit(ctx, actor, action, subject, at)
+}
+
+func (o storeOps) Audit(ctx context.Context, actor, action, subject string, at time.Time) error {
+	return o.tx.Audit(ctx, store.AuditEntry{Time: at, Actor: actor, Action: action, Subject: subject})
+}
+
 func (s storeRecords) Tx(ctx context.Context, fn func(recordsTx) error) error {
 	return s.st.Tx(ctx, func(tx store.Tx) error { return fn(storeOps{tx}) })
 }

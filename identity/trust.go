@@ -96,7 +96,10 @@ func (s *Service) AcceptRoot(ctx context.Context, email, fingerprint string) (*D
 			if err := tx.PutTrustedRoot(ctx, trustRecord{Owner: email, Fingerprint: fp, CertDER: root.Raw, Added: s.clock.Now()}); err != nil {
 				return err
 			}
-			return tx.SetIdentityState(ctx, r.ID, []State{StatePending}, StateActive, s.clock.Now())
+			if err := tx.SetIdentityState(ctx, r.ID, []State{StatePending}, StateActive, s.clock.Now()); err != nil {
+				return err
+			}
+			return tx.Audit(ctx, email, "trust.accept", fp, s.clock.Now())
 		})
 		if errors.Is(err, errConflict) {
 			return nil, ErrNoIdentity // revoked meanwhile
@@ -167,7 +170,10 @@ func (s *Service) TrustAdd(ctx context.Context, cert *x509.Certificate) (*Truste
 	}
 	fp := ca.Fingerprint(cert)
 	err := s.rec.Tx(ctx, func(tx recordsTx) error {
-		return tx.PutTrustedRoot(ctx, trustRecord{Fingerprint: fp, CertDER: cert.Raw, Added: s.clock.Now()})
+		if err := tx.PutTrustedRoot(ctx, trustRecord{Fingerprint: fp, CertDER: cert.Raw, Added: s.clock.Now()}); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, "admin", "trust.add", fp, s.clock.Now())
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trust add %s: %w", fp, err)
@@ -188,6 +194,9 @@ func (s *Service) TrustRemove(ctx context.Context, fingerprint string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("trust remove %s: %w", fp, err)
+	}
+	if err := s.rec.Audit(ctx, "admin", "trust.remove", fp, s.clock.Now()); err != nil {
+		s.log.Warn("audit trust removal", "err", err)
 	}
 	s.log.Info("org-wide root removed", "fingerprint", fp)
 	return nil
