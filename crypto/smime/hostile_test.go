@@ -459,13 +459,13 @@ func TestLargeAttachmentRoundTrip(t *testing.T) {
 		f    func() error
 	}{
 		{"sign", func() error {
-			out := outputBuffer(len(msg))
+			out := outputBuffer(len(msg), false)
 			err := smime.Sign(out, msg, smime.SignOptions{Cert: k.alice.SignCert, Key: k.alice.SignKey, Chain: k.alice.Chain})
 			signed = out.Bytes()
 			return err
 		}},
 		{"encrypt", func() error {
-			out := outputBuffer(len(signed))
+			out := outputBuffer(len(signed), true)
 			err := smime.Encrypt(out, signed, []smime.Recipient{{Cert: k.alice.EncCert}}, smime.EncryptOptions{})
 			sealed = out.Bytes()
 			return err
