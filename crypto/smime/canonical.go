@@ -54,24 +54,6 @@ func (p pieces) join() []byte {
 	return out
 }
 
-func (p pieces) contains(sub []byte) bool {
-	for _, b := range p {
-		if bytes.Contains(b, sub) {
-			return true
-		}
-	}
-	// A match across two pieces would need the pieces' edges; boundaries
-	// start with "--" after a line end, so check each seam.
-	for i := 1; i < len(p); i++ {
-		a, b := p[i-1], p[i]
-		seam := append(bytes.Clone(a[max(0, len(a)-len(sub)):]), b[:min(len(b), len(sub))]...)
-		if bytes.Contains(seam, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 var crlf = []byte("\r\n")
 
 // canonicalEntity returns the canonical form of the entity with header

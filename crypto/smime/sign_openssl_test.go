@@ -93,6 +93,7 @@ func TestVerifyOpenSSLSignatures(t *testing.T) {
 		{"detached ecdsa", ecUser, nil, false, nil},
 		{"rsa-pss", rsaUser, []string{"-keyopt", "rsa_padding_mode:pss"}, false, nil},
 		{"sha1 digest", rsaUser, []string{"-md", "sha1"}, false, []string{"SHA-1 digest"}},
+		{"md5 digest", rsaUser, []string{"-md", "md5"}, false, []string{"MD5 digest"}},
 		{"no signed attributes", rsaUser, []string{"-noattr"}, false, nil},
 	}
 	for _, tt := range tests {

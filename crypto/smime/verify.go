@@ -151,6 +151,10 @@ func verifyParsed(e *Entity, from string, opts VerifyOptions) (*VerifyResult, er
 	chainOK := checkChain(res, opts)
 	usageOK := checkUsage(res)
 	checkAddress(res, from)
+	if st := res.SigningTime; !st.IsZero() && (st.Before(res.Signer.NotBefore) || st.After(res.Signer.NotAfter)) {
+		// The claim is the signer's own, so it only warns.
+		res.Reasons = append(res.Reasons, "warning: the signing time lies outside the signer certificate's validity")
+	}
 	res.Valid = sigOK && chainOK && usageOK
 	return res, nil
 }
