@@ -35,3 +35,15 @@ awk '
   }
   END { if (missed) printf "  %d figure(s) miss their goal\n", missed }
 ' "$out"
+
+echo
+echo "SMTP proxy under load (100 KB messages, in-process upstream), from $out:"
+awk '
+  function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return $i; return "" }
+  /^BenchmarkSMTPProxy/ {
+    printf "  %d clients: proxy %.1f msgs/s (p50 %.0f ms, p99 %.0f ms), direct %.1f msgs/s (p50 %.0f ms)\n", metric("clients"), metric("msgs/s"), metric("p50-ms"), metric("p99-ms"), metric("direct-msgs/s"), metric("direct-p50-ms")
+    r = metric("ratio"); rss = metric("peak-rss-MB"); lim = metric("rss-limit-MB")
+    printf "  crypto ceiling %.1f msgs/s, ratio %.2f  goal(>=0.7) %s\n", metric("ceiling-msgs/s"), r, (r >= 0.7 ? "met" : "NOT MET")
+    printf "  peak RSS %.1f MB  goal(< %.1f MB) %s\n", rss, lim, (rss < lim ? "met" : "NOT MET")
+  }
+' "$out"

@@ -1,0 +1,201 @@
+package smtp
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"smimeproxy/crypto/smime"
+	"smimeproxy/internal/mailtest"
+)
+
+// BenchmarkSMTPProxy is the load test of `make bench`: 100 KB messages from
+// concurrent clients (SMTP_BENCH_CLIENTS, default 8; SMTP_BENCH_MESSAGES per
+// client, default 25), first straight to the in-process upstream (which
+// discards them), then through the proxy, which signs each with alice's
+// Digital ID and encrypts it to bob and alice. It reports throughput, p50/p99
+// latency, the peak RSS of the proxy phase and the ratio of the proxy's
+// throughput to the crypto ceiling measured in the same run: cores ÷ the time
+// of one sign+encrypt of the same message.
+//
+// Goals: ratio ≥ 0.7; peak RSS < 3 × (clients × message size) + 50 MB.
+func BenchmarkSMTPProxy(b *testing.B) {
+	clients := envInt("SMTP_BENCH_CLIENTS", 8)
+	perClient := envInt("SMTP_BENCH_MESSAGES", 25)
+	const size = 100 << 10
+	e := newEnv(b, envOptions{upstream: mailtest.UpstreamOptions{DiscardMail: true}})
+	msg := benchMessage(size)
+
+	// The ceiling is measured before and after the load and averaged, so
+	// that it sees the same machine load as the load does.
+	ceiling := cryptoCeiling(b, e, msg)
+	var direct, proxied loadResult
+	var peakRSS int64
+	b.ResetTimer()
+	for range b.N {
+		direct = runLoad(b, e.up.SMTPAddr(), clients, perClient, msg)
+		resetPeakRSS()
+		proxied = runLoad(b, e.addr, clients, perClient, msg)
+		peakRSS = peakRSSBytes()
+	}
+	b.StopTimer()
+	ceiling = (ceiling + cryptoCeiling(b, e, msg)) / 2
+	if got, want := len(e.up.Envelopes()), b.N*2*clients*perClient; got != want {
+		b.Fatalf("upstream accepted %d messages, want %d", got, want)
+	}
+	limit := float64(3*clients*size)/(1<<20) + 50
+	b.ReportMetric(proxied.rate, "msgs/s")
+	b.ReportMetric(direct.rate, "direct-msgs/s")
+	b.ReportMetric(ms(proxied.p50), "p50-ms")
+	b.ReportMetric(ms(proxied.p99), "p99-ms")
+	b.ReportMetric(ms(direct.p50), "direct-p50-ms")
+	b.ReportMetric(ceiling, "ceiling-msgs/s")
+	b.ReportMetric(proxied.rate/ceiling, "ratio")
+	b.ReportMetric(float64(peakRSS)/(1<<20), "peak-rss-MB")
+	b.ReportMetric(limit, "rss-limit-MB")
+	b.ReportMetric(float64(clients), "clients")
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// benchMessage is a text message of about size bytes.
+func benchMessage(size int) []byte {
+	var b bytes.Buffer
+	b.WriteString(compose(alice, bob, "", "", "load", ""))
+	line := "The quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTUV\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	return b.Bytes()
+}
+
+// cryptoCeiling measures one sign+encrypt of msg as the proxy does it
+// (alice's key, to bob and alice) on one core, and returns cores ÷ that time
+// in messages per second.
+func cryptoCeiling(b *testing.B, e *env, msg []byte) float64 {
+	b.Helper()
+	cert, key, chain, enc, err := e.ids.SigningKey(e.ctx, alice)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc, err := e.ids.RecipientCertificate(e.ctx, alice, bob)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, entity, err := smime.SplitMessage(msg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	to := []smime.Recipient{{Cert: rc.Cert}, {Cert: enc}}
+	const rounds = 30
+	var sink bytes.Buffer
+	start := time.Now()
+	for range rounds {
+		signed, err := smime.SignEntity(entity, smime.SignOptions{Cert: cert, Key: key, Chain: chain, EncryptionCert: enc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		der, err := smime.EncryptEntity(signed, to, smime.EncryptOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink.Reset()
+		if err := writeBase64Lines(&sink, der); err != nil {
+			b.Fatal(err)
+		}
+	}
+	one := time.Since(start) / rounds
+	return float64(runtime.NumCPU()) / one.Seconds()
+}
+
+type loadResult struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+// runLoad sends perClient messages from each of clients connections (one
+// login each) and measures each message from MAIL to the reply to DATA.
+func runLoad(b *testing.B, addr string, clients, perClient int, msg []byte) loadResult {
+	b.Helper()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := gosmtp.Dial(addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := c.Auth(sasl.NewPlainClient("", alice, mailPW)); err != nil {
+				errs <- err
+				return
+			}
+			mine := make([]time.Duration, 0, perClient)
+			for range perClient {
+				t0 := time.Now()
+				if err := send(c, alice, []string{bob}, string(msg)); err != nil {
+					errs <- fmt.Errorf("send via %s: %w", addr, err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	return loadResult{
+		rate: float64(len(lat)) / elapsed.Seconds(),
+		p50:  lat[len(lat)/2],
+		p99:  lat[min(len(lat)-1, len(lat)*99/100)],
+	}
+}
+
+// resetPeakRSS resets the kernel's high-water mark of this process's RSS
+// (Linux: "5" to /proc/self/clear_refs), so the next peak is the load's.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSSBytes reads VmHWM from /proc/self/status.
+func peakRSSBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
