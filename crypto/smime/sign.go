@@ -6,7 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
+	_ "crypto/sha512" // SHA-384 and SHA-512 for ECDSA P-384 and P-521
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -44,7 +44,8 @@ type SignOptions struct {
 // Sign signs a whole RFC 5322 message (CRLF or LF line ends). The outer
 // header fields (From, To, Subject, Date, Message-ID, …) stay outside;
 // the MIME entity is canonicalised and signed, giving multipart/signed
-// with a detached SHA-256 signature (RFC 8551 §3.5.3), or with
+// with a detached signature (RFC 8551 §3.5.3; SHA-256, or SHA-384/512
+// for ECDSA P-384/P-521 keys), or with
 // opts.Opaque application/pkcs7-mime; smime-type=signed-data (§3.5.2).
 // The output has CRLF line ends. Unchanged parts of the message are
 // hashed and written from msg itself, not copied.
@@ -112,7 +113,8 @@ func signTo(w io.Writer, canon pieces, opts SignOptions) error {
 	if err != nil {
 		return err
 	}
-	ew.write([]byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n" +
+	alg, _ := signerAlg(opts)
+	ew.write([]byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=" + alg.micalg + ";\r\n" +
 		"\tboundary=\"" + boundary + "\"\r\n\r\n" +
 		"This is an S/MIME signed message\r\n\r\n" +
 		"--" + boundary + "\r\n"))
@@ -175,7 +177,7 @@ func newBoundary() (string, error) {
 }
 
 // SignedData returns a DER ContentInfo holding a SignedData (RFC 5652 §5)
-// over content: SHA-256, one SignerInfo identified by issuer and serial
+// over content: the digest of signerAlg, one SignerInfo identified by issuer and serial
 // number, the signed attributes of signedAttributes, and the certificates
 // signer, encryption certificate and chain. detached leaves the content out.
 func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error) {
@@ -183,7 +185,7 @@ func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error)
 }
 
 func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error) {
-	sigAlg, err := checkSigner(opts)
+	alg, err := signerAlg(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +193,7 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	hc := sha256.New()
+	hc := alg.hash.New()
 	for _, p := range content {
 		hc.Write(p)
 	}
@@ -211,8 +213,9 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("sign: encode attributes: %w", err)
 	}
-	h := sha256.Sum256(setDER)
-	sig, err := opts.Key.Sign(rand.Reader, h[:], crypto.SHA256)
+	h := alg.hash.New()
+	h.Write(setDER)
+	sig, err := opts.Key.Sign(rand.Reader, h.Sum(nil), alg.hash)
 	if err != nil {
 		return nil, fmt.Errorf("sign: signing key: %w", err)
 	}
@@ -250,7 +253,7 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 			e.AddASN1(cbasn1.SEQUENCE, func(sd *cryptobyte.Builder) {
 				sd.AddASN1Int64(1)
 				sd.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
-					s.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(oidSigSHA256) })
+					s.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(alg.digest) })
 				})
 				sd.AddASN1(cbasn1.SEQUENCE, func(ec *cryptobyte.Builder) {
 					ec.AddASN1ObjectIdentifier(oidSigData)
@@ -276,15 +279,15 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 							ias.AddBytes(opts.Cert.RawIssuer)
 							ias.AddASN1BigInt(opts.Cert.SerialNumber)
 						})
-						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(oidSigSHA256) })
+						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(alg.digest) })
 						si.AddASN1(tag0, func(s *cryptobyte.Builder) {
 							for _, a := range attrs {
 								s.AddBytes(a)
 							}
 						})
 						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) {
-							a.AddASN1ObjectIdentifier(sigAlg)
-							if sigAlg.Equal(oidSigRSA) {
+							a.AddASN1ObjectIdentifier(alg.sig)
+							if alg.sig.Equal(oidSigRSA) {
 								a.AddASN1NULL()
 							}
 						})
@@ -301,22 +304,37 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 	return der, nil
 }
 
-// checkSigner checks that opts can sign and returns the signature
-// algorithm OID for the key: rsaEncryption (PKCS#1 v1.5, as RFC 5754 §3.2
-// and OpenSSL use) or ecdsa-with-SHA256.
-func checkSigner(opts SignOptions) (asn1.ObjectIdentifier, error) {
+// sigAlgs are the digest and signature algorithms for one signing key.
+type sigAlgs struct {
+	hash   crypto.Hash
+	digest asn1.ObjectIdentifier // digestAlgorithm
+	sig    asn1.ObjectIdentifier // signatureAlgorithm
+	micalg string                // RFC 8551 §3.5.3.2
+}
+
+// signerAlg checks that opts can sign and picks the algorithms: SHA-256
+// with rsaEncryption (PKCS#1 v1.5, as RFC 5754 §3.2 and OpenSSL use) for
+// RSA; for ECDSA the hash that matches the curve (RFC 5753 §7.1.5:
+// P-256/SHA-256, P-384/SHA-384, P-521/SHA-512), which gpgsm insists on.
+func signerAlg(opts SignOptions) (sigAlgs, error) {
 	if opts.Cert == nil || opts.Key == nil {
-		return nil, fmt.Errorf("%w: a certificate and its private key are both needed", ErrBadSigner)
+		return sigAlgs{}, fmt.Errorf("%w: a certificate and its private key are both needed", ErrBadSigner)
 	}
 	pub, ok := opts.Key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(opts.Cert.PublicKey) {
-		return nil, fmt.Errorf("%w: the private key does not belong to the certificate %q", ErrBadSigner, opts.Cert.Subject.String())
+		return sigAlgs{}, fmt.Errorf("%w: the private key does not belong to the certificate %q", ErrBadSigner, opts.Cert.Subject.String())
 	}
-	switch opts.Cert.PublicKey.(type) {
+	switch k := opts.Cert.PublicKey.(type) {
 	case *rsa.PublicKey:
-		return oidSigRSA, nil
+		return sigAlgs{crypto.SHA256, oidSigSHA256, oidSigRSA, "sha-256"}, nil
 	case *ecdsa.PublicKey:
-		return oidSigECDSA256, nil
+		switch k.Curve.Params().BitSize {
+		case 384:
+			return sigAlgs{crypto.SHA384, oidSigSHA384, oidSigECDSA384, "sha-384"}, nil
+		case 521:
+			return sigAlgs{crypto.SHA512, oidSigSHA512, oidSigECDSA512, "sha-512"}, nil
+		}
+		return sigAlgs{crypto.SHA256, oidSigSHA256, oidSigECDSA256, "sha-256"}, nil
 	}
-	return nil, fmt.Errorf("%w: %T keys are not supported for S/MIME signing; use RSA or ECDSA", ErrBadSigner, opts.Cert.PublicKey)
+	return sigAlgs{}, fmt.Errorf("%w: %T keys are not supported for S/MIME signing; use RSA or ECDSA", ErrBadSigner, opts.Cert.PublicKey)
 }

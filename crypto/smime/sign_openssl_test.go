@@ -51,7 +51,7 @@ func writeSigFiles(t *testing.T, pki *mailtest.PKI, u *mailtest.User) sigFiles {
 func TestOpenSSLVerifiesOurSignatures(t *testing.T) {
 	bin := mailtest.LookTool(t, "openssl", "openssl")
 	pki := mailtest.NewPKI(t)
-	for _, kt := range []mailtest.KeyType{mailtest.RSA, mailtest.P256} {
+	for _, kt := range []mailtest.KeyType{mailtest.RSA, mailtest.P256, mailtest.P384} {
 		u := pki.User(t, "alice@example.test", kt)
 		files := writeSigFiles(t, pki, u)
 		for _, opaque := range []bool{false, true} {

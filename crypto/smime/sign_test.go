@@ -43,6 +43,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	users := map[string]*mailtest.User{
 		"rsa":  pki.User(t, "alice@example.test", mailtest.RSA),
 		"p256": pki.User(t, "alice@example.test", mailtest.P256),
+		"p384": pki.User(t, "alice@example.test", mailtest.P384),
 	}
 	msgs := map[string]string{"plain-lf": msgPlainLF, "8bit": msg8bit, "nested": msgNested}
 	for uname, u := range users {
@@ -61,6 +62,10 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 					wantKind := map[bool]Kind{false: Signed, true: SignedOpaque}[opaque]
 					if k := Classify(inner2ct(t, inner)); k != wantKind {
 						t.Fatalf("Classify = %v, want %v", k, wantKind)
+					}
+					wantMicalg := map[string]string{"rsa": "sha-256", "p256": "sha-256", "p384": "sha-384"}[uname]
+					if !opaque && !strings.Contains(inner2ct(t, inner), "micalg="+wantMicalg) {
+						t.Errorf("Content-Type %q lacks micalg=%s", inner2ct(t, inner), wantMicalg)
 					}
 					origOuter, origEntity, _ := SplitMessage([]byte(msg))
 					if len(outer) != len(origOuter) || outer.Get("Subject") != origOuter.Get("Subject") {
