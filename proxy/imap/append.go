@@ -51,8 +51,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	if err != nil {
 		// The upstream literal cannot be finished: the connection is
 		// unusable, and the message must not be stored half.
-		cmd.Close()
-		s.up.Close()
+		s.abortUpstream(nil)
 		s.log.Warn("APPEND aborted", "err", err)
 		return nil, s.unavailable()
 	}

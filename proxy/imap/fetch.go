@@ -74,8 +74,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if errors.As(err, &imapErr) {
 				return err
 			}
-			if isConnError(err) {
-				return s.fail("FETCH", err)
+			if isConnError(err) || errors.Is(err, errUpstreamBroken) || isClosed(c) {
+				return s.fail("FETCH", fmt.Errorf("%w: %w", errUpstreamBroken, err))
 			}
 			s.log.Warn("fetch message", "uid", m.UID, "err", err)
 			failed = true
@@ -299,6 +299,15 @@ func splitHeader(raw []byte) int {
 		}
 	}
 	return len(raw)
+}
+
+func isClosed(c *imapclient.Client) bool {
+	select {
+	case <-c.Closed():
+		return true
+	default:
+		return false
+	}
 }
 
 func isLocked(err error) bool { return errors.Is(err, identity.ErrLocked) }

@@ -71,9 +71,9 @@ func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m 
 	for _, sec := range options.BodySection {
 		switch {
 		case len(sec.Part) == 0 && sec.Specifier == imap.PartSpecifierNone:
-			prefix, text := splitPartial(filtered, textSize, sec.Partial)
+			prefix, text, needText := splitPartial(filtered, textSize, sec.Partial)
 			it := plainItem{body: sec, prefix: prefix, up: -1}
-			if text != nil {
+			if needText {
 				it.up = req.addBody(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierText, Peek: true, Partial: text})
 			}
 			items = append(items, it)
@@ -88,9 +88,9 @@ func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m 
 	}
 	for _, sec := range options.BinarySection {
 		if len(sec.Part) == 0 {
-			prefix, text := splitPartial(filtered, textSize, sec.Partial)
+			prefix, text, needText := splitPartial(filtered, textSize, sec.Partial)
 			it := plainItem{binary: sec, prefix: prefix, up: -1}
-			if text != nil {
+			if needText {
 				it.up = req.addBody(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierText, Peek: true, Partial: text})
 			}
 			items = append(items, it)
@@ -149,12 +149,12 @@ func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m 
 }
 
 // splitPartial maps a range of BODY[] (filtered header + upstream text of
-// textSize bytes) to a slice of the header and a partial of BODY[TEXT]
-// (nil: no text needed).
-func splitPartial(header []byte, textSize int64, p *imap.SectionPartial) ([]byte, *imap.SectionPartial) {
+// textSize bytes) to a slice of the header and a range of BODY[TEXT]
+// (nil: all of it; needText false: none of it).
+func splitPartial(header []byte, textSize int64, p *imap.SectionPartial) ([]byte, *imap.SectionPartial, bool) {
 	hl := int64(len(header))
 	if p == nil {
-		return header, &imap.SectionPartial{Offset: 0, Size: textSize}
+		return header, nil, true
 	}
 	start, end := p.Offset, p.Offset+p.Size
 	var prefix []byte
@@ -163,27 +163,21 @@ func splitPartial(header []byte, textSize int64, p *imap.SectionPartial) ([]byte
 	}
 	ts, te := max(start-hl, 0), min(end-hl, textSize)
 	if te <= ts {
-		return prefix, nil
+		return prefix, nil, false
 	}
-	return prefix, &imap.SectionPartial{Offset: ts, Size: te - ts}
+	if ts == 0 && te == textSize {
+		return prefix, nil, true
+	}
+	return prefix, &imap.SectionPartial{Offset: ts, Size: te - ts}, true
 }
 
 // streamSections fetches the upstream sections of one message and copies
 // each into the client's response as it arrives. A section two client
 // items share is read into memory once (bounded by MaxMessageBytes).
 func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchResponseWriter, uid imap.UID, req *upstreamReq, items []plainItem) error {
-	// A partial of the whole TEXT is the TEXT: ask for it plainly.
-	for i, b := range req.body {
-		if b.Partial != nil && b.Partial.Offset == 0 && b.Specifier == imap.PartSpecifierText && len(b.Part) == 0 {
-			cp := *b
-			cp.Partial = nil
-			req.body[i] = &cp
-		}
-	}
 	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
 		UID: true, BodySection: req.body, BinarySection: req.binary, BinarySectionSize: req.sizes,
 	})
-	defer cmd.Close()
 	msg := cmd.Next()
 	if msg == nil {
 		if err := cmd.Close(); err != nil {
@@ -229,15 +223,26 @@ func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchRespo
 		default:
 			continue
 		}
-		if idx < 0 {
-			if lit != nil {
-				io.Copy(io.Discard, lit)
+		if idx < 0 || lit == nil {
+			if idx >= 0 {
+				done[idx] = true
+				if err := s.writeUpstreamItem(rw, idx, nil, req, items); err != nil {
+					s.abortUpstream(nil)
+					return fmt.Errorf("%w: %w", errStreamBroken, err)
+				}
 			}
-			continue
+			continue // imapclient discards an unread literal itself
 		}
 		done[idx] = true
-		if err := s.writeUpstreamItem(rw, idx, lit, req, items); err != nil {
-			return err
+		g := &guardedLit{r: lit}
+		if err := s.writeUpstreamItem(rw, idx, g, req, items); err != nil {
+			// Part of a literal may have gone out: neither side's stream
+			// can be trusted any more.
+			s.abortUpstream(g)
+			return fmt.Errorf("%w: %w", errStreamBroken, err)
+		}
+		if g.err == nil {
+			io.Copy(io.Discard, g) // what the client's item did not need
 		}
 	}
 	if err := cmd.Close(); err != nil {
@@ -255,11 +260,11 @@ func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchRespo
 	return nil
 }
 
-func (s *session) writeUpstreamItem(rw *imapserver.FetchResponseWriter, idx int, lit imap.LiteralReader, req *upstreamReq, items []plainItem) error {
+func (s *session) writeUpstreamItem(rw *imapserver.FetchResponseWriter, idx int, lit *guardedLit, req *upstreamReq, items []plainItem) error {
 	var size int64
 	var r io.Reader = bytes.NewReader(nil)
 	if lit != nil {
-		size, r = lit.Size(), lit
+		size, r = lit.r.Size(), lit
 	}
 	if req.users[idx] > 1 {
 		if size > s.p.opts.MaxMessageBytes {
@@ -306,7 +311,7 @@ func writeItem(rw *imapserver.FetchResponseWriter, it plainItem, prefix []byte, 
 			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
-			return fmt.Errorf("copy upstream section: %w: %w", errStreamBroken, err)
+			return fmt.Errorf("copy upstream section: %w", err)
 		}
 	}
 	return wc.Close()

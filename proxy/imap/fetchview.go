@@ -17,6 +17,9 @@ import (
 // not be completed: the client connection must close.
 var errStreamBroken = errors.New("response stream broken")
 
+// errUpstreamBroken means the upstream connection cannot be used any more.
+var errUpstreamBroken = errors.New("upstream connection unusable")
+
 // wholeSection is the upstream section of the whole message.
 var wholeSection = &imap.FetchItemBodySection{Peek: true}
 
@@ -70,7 +73,6 @@ func (s *session) fetchWhole(c *imapclient.Client, w *imapserver.FetchWriter, m 
 // fetchRaw downloads BODY.PEEK[] of uid, at most MaxMessageBytes.
 func (s *session) fetchRaw(c *imapclient.Client, uid imap.UID) ([]byte, error) {
 	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{wholeSection}})
-	defer cmd.Close()
 	var raw []byte
 	found := false
 	if msg := cmd.Next(); msg != nil {
@@ -83,12 +85,20 @@ func (s *session) fetchRaw(c *imapclient.Client, uid imap.UID) ([]byte, error) {
 			if sec.Literal == nil {
 				continue
 			}
+			g := &guardedLit{r: sec.Literal}
 			if sec.Literal.Size() > s.p.opts.MaxMessageBytes {
-				return nil, fmt.Errorf("message %d: %d bytes exceed the limit of %d", uid, sec.Literal.Size(), s.p.opts.MaxMessageBytes)
+				// The upstream said RFC822.SIZE was within the limit; the
+				// literal is not. Reading it away could take forever.
+				s.abortUpstream(g)
+				return nil, fmt.Errorf("message %d: %d bytes exceed the limit of %d: %w", uid, sec.Literal.Size(), s.p.opts.MaxMessageBytes, errUpstreamBroken)
 			}
-			b, err := io.ReadAll(sec.Literal)
+			b, err := io.ReadAll(g)
+			if err == nil && int64(len(b)) != sec.Literal.Size() {
+				err = io.ErrUnexpectedEOF // imapwire reports a cut literal as its end
+			}
 			if err != nil {
-				return nil, fmt.Errorf("read message %d: %w", uid, err)
+				s.abortUpstream(g)
+				return nil, fmt.Errorf("read message %d: %w: %w", uid, errUpstreamBroken, err)
 			}
 			raw = b
 		}
@@ -100,6 +110,28 @@ func (s *session) fetchRaw(c *imapclient.Client, uid imap.UID) ([]byte, error) {
 		return nil, fmt.Errorf("message %d: upstream sent no body", uid)
 	}
 	return raw, nil
+}
+
+// guardedLit reads an upstream literal and remembers its first error.
+// imapclient (v2.0.0-beta.8) lets its reader go on once a literal read
+// fails, so reading that literal again — which FetchCommand.Close and
+// FetchMessageData.Next do to discard it — races with the reader. After
+// an error the proxy therefore abandons the command (abortUpstream)
+// instead of closing it.
+type guardedLit struct {
+	r   imap.LiteralReader
+	err error
+}
+
+func (g *guardedLit) Read(b []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(b)
+	if err != nil {
+		g.err = err
+	}
+	return n, err
 }
 
 // writeFromRaw answers every content item from raw, the bytes the client

@@ -209,13 +209,13 @@ func (p *Proxy) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserv
 
 // dialUpstream connects to the upstream and waits for its greeting; the
 // session logs in afterwards.
-func (p *Proxy) dialUpstream(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, error) {
+func (p *Proxy) dialUpstream(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", p.opts.Upstream)
 	if err != nil {
-		return nil, fmt.Errorf("dial upstream %s: %w", p.opts.Upstream, err)
+		return nil, nil, fmt.Errorf("dial upstream %s: %w", p.opts.Upstream, err)
 	}
 	// The handshake and greeting must finish within the dial timeout.
 	conn.SetDeadline(time.Now().Add(p.opts.DialTimeout))
@@ -241,14 +241,14 @@ func (p *Proxy) dialUpstream(ctx context.Context, handler *imapclient.Unilateral
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("upstream %s %s: %w", p.opts.UpstreamTLS, p.opts.Upstream, err)
+		return nil, nil, fmt.Errorf("upstream %s %s: %w", p.opts.UpstreamTLS, p.opts.Upstream, err)
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("upstream greeting: %w", err)
+		return nil, nil, fmt.Errorf("upstream greeting: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
-	return c, nil
+	return c, conn, nil
 }
 
 func isLoopback(addr string) bool {

@@ -28,7 +28,8 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	up   *imapclient.Client // nil until LOGIN succeeds
+	up     *imapclient.Client // nil until LOGIN succeeds
+	upConn net.Conn           // its TCP connection, for abortUpstream
 	user string
 
 	// selected mailbox (upstream name and UIDVALIDITY)
@@ -86,7 +87,7 @@ func (s *session) fail(op string, err error) error {
 		return imapErr
 	}
 	s.log.Warn("upstream command failed", "op", op, "err", err)
-	if s.up != nil && isConnError(err) {
+	if s.up != nil && (isConnError(err) || errors.Is(err, errUpstreamBroken)) {
 		s.up.Close()
 	}
 	return s.unavailable()
@@ -134,7 +135,7 @@ func (s *session) Login(username, password string) error {
 	if s.up != nil {
 		return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Already logged in"}
 	}
-	c, err := s.p.dialUpstream(s.ctx, s.unilateralHandler())
+	c, conn, err := s.p.dialUpstream(s.ctx, s.unilateralHandler())
 	if err != nil {
 		s.log.Warn("upstream unavailable at login", "err", err)
 		return s.unavailable()
@@ -152,10 +153,27 @@ func (s *session) Login(username, password string) error {
 		s.log.Warn("upstream login failed", "err", err)
 		return s.unavailable()
 	}
-	s.up, s.user = c, username
+	s.up, s.upConn, s.user = c, conn, username
 	s.log = s.log.With("user", username)
 	s.log.Info("logged in")
 	return nil
+}
+
+// abortUpstream ends the upstream connection in the middle of a
+// command: the socket closes first (nothing more reaches the upstream, so
+// a half-sent APPEND is never completed), then lit — the literal being
+// read, if any — is read to its first error so imapclient's reader, which
+// waits until a literal is consumed, can stop.
+func (s *session) abortUpstream(lit *guardedLit) {
+	if s.upConn != nil {
+		s.upConn.Close()
+	}
+	if lit != nil && lit.err == nil {
+		io.Copy(io.Discard, lit)
+	}
+	if s.up != nil {
+		s.up.Close()
+	}
 }
 
 func (s *session) Unauthenticate() error {
