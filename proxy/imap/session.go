@@ -30,7 +30,7 @@ type session struct {
 
 	up     *imapclient.Client // nil until LOGIN succeeds
 	upConn net.Conn           // its TCP connection, for abortUpstream
-	user string
+	user   string
 
 	// selected mailbox (upstream name and UIDVALIDITY)
 	mailbox     string
