@@ -49,7 +49,7 @@ func runSmimeVerify(_ context.Context, s stdio, args []string) int {
 		if errors.Is(err, smime.ErrNotSigned) {
 			return fail(fmt.Errorf("%w; give a multipart/signed or application/pkcs7-mime signed-data message", err))
 		}
-		return fail(fmt.Errorf("%w; the message or its signature is damaged", err))
+		return fail(fmt.Errorf("%w; the message or its signature is damaged: ask the sender to send it again", err))
 	}
 	if res.Signer != nil {
 		addrs := smime.CertAddresses(res.Signer)
