@@ -112,6 +112,11 @@ func verifyParsed(e *Entity, from string, opts VerifyOptions) (*VerifyResult, er
 	default:
 		return nil, fmt.Errorf("verify: %w (Content-Type %q)", ErrNotSigned, e.MediaType)
 	}
+	// enc's converter bounds nesting depth and element count; pkcs7's own
+	// BER reader then sees plain DER.
+	if der, err = berToDER(der); err != nil {
+		return nil, fmt.Errorf("verify: %w: %v", ErrMalformedSignature, err)
+	}
 	p7, err := pkcs7.Parse(der)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w: %v", ErrMalformedSignature, err)

@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
 	"math/big"
 	"slices"
 	"strings"
@@ -101,5 +103,22 @@ func TestVerifyWarnsSigningTimeOutsideValidity(t *testing.T) {
 	}
 	if !res.Valid || !strings.Contains(strings.Join(res.Reasons, ";"), "signing time lies outside") {
 		t.Fatalf("Valid=%v reasons %v", res.Valid, res.Reasons)
+	}
+}
+
+// TestVerifyDeepBERRefused: a signature of a million nested
+// indefinite-length SEQUENCEs is refused at the nesting limit, quickly.
+func TestVerifyDeepBERRefused(t *testing.T) {
+	n := 1000000
+	der := append(bytes.Repeat([]byte{0x30, 0x80}, n), bytes.Repeat([]byte{0, 0}, n)...)
+	msg := "Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(der) + "\r\n"
+	start := time.Now()
+	_, err := Verify([]byte(msg), VerifyOptions{})
+	if !errors.Is(err, ErrMalformedSignature) {
+		t.Fatalf("err = %v, want ErrMalformedSignature", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
 	}
 }
