@@ -145,7 +145,7 @@ func (s *Service) SigningKey(ctx context.Context, email string) (*x509.Certifica
 		}
 	}
 	if signRec == nil {
-		return nil, nil, nil, nil, fmt.Errorf("Digital ID %s has no signing key: %w", r.ID, ErrNoIdentity)
+		return nil, nil, nil, nil, fmt.Errorf("the Digital ID %s has no signing key: %w", r.ID, ErrNoIdentity)
 	}
 	cert, err := x509.ParseCertificate(signRec.CertDER)
 	if err != nil {

@@ -3,14 +3,12 @@ package identity
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"smimeproxy/crypto/ca"
 	"smimeproxy/crypto/seal"
@@ -152,7 +150,3 @@ func (f *fixture) enroll(t testing.TB, email string, password Secret) *EnrollRes
 	}
 	return res
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }
-
-var _ = time.Second

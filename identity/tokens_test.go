@@ -206,3 +206,24 @@ func FuzzParseToken(f *testing.F) {
 		}
 	})
 }
+
+func FuzzNormalizeEmail(f *testing.F) {
+	for _, s := range []string{"alice@example.test", "Alice <a@b.c>", " A@B.C ", "a@", "\"x y\"@z.test", "a@b@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := NormalizeEmail(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadEmail) {
+				t.Fatalf("error %v is not ErrBadEmail", err)
+			}
+			return
+		}
+		if n != strings.ToLower(n) || strings.ContainsAny(n, " <>\"") || strings.Count(n, "@") < 1 {
+			t.Fatalf("%q normalised to %q", s, n)
+		}
+		if again, err := NormalizeEmail(n); err != nil || again != n {
+			t.Fatalf("normal form %q does not normalise to itself: %q %v", n, again, err)
+		}
+	})
+}
