@@ -30,7 +30,7 @@ awk '
   }
   /^BenchmarkPeakHeap\// {
     split($1, p, "/"); x = metric("peak-heap-x")
-    printf "  peak heap %-15s 25 MB message: %5.2f x its size  goal(<=3) %s\n", p[2], x, (x <= 3 ? "met" : "NOT MET")
+    printf "  peak heap %-15s 25 MB message: %5.3f x its size  goal(<=3) %s\n", p[2], x, (x <= 3 ? "met" : "NOT MET")
     if (x > 3) missed++
   }
   END { if (missed) printf "  %d figure(s) miss their goal\n", missed }
