@@ -43,7 +43,7 @@ awk '
   /^BenchmarkSMTPProxy/ {
     printf "  %d clients: proxy %.1f msgs/s (p50 %.0f ms, p99 %.0f ms), direct %.1f msgs/s (p50 %.0f ms)\n", metric("clients"), metric("msgs/s"), metric("p50-ms"), metric("p99-ms"), metric("direct-msgs/s"), metric("direct-p50-ms")
     r = metric("ratio"); rss = metric("peak-rss-MB"); lim = metric("rss-limit-MB")
-    printf "  crypto ceiling %.1f msgs/s, ratio %.2f  goal(>=0.7) %s\n", metric("ceiling-msgs/s"), r, (r >= 0.7 ? "met" : "NOT MET")
+    printf "  crypto ceiling %.1f msgs/s, ratio %.2f  goal(>=0.7) %s  (ratio to crypto + direct SMTP work: %.2f)\n", metric("ceiling-msgs/s"), r, (r >= 0.7 ? "met" : "NOT MET"), metric("ratio-vs-crypto+direct")
     printf "  peak RSS %.1f MB  goal(< %.1f MB) %s\n", rss, lim, (rss < lim ? "met" : "NOT MET")
   }
 ' "$out"
