@@ -24,9 +24,12 @@ func BenchmarkUnlock(b *testing.B) {
 	f.enroll(b, alice, "correct horse")
 	// Baseline in the same run: one bare Argon2id derivation.
 	p := seal.DefaultParams()
-	start := time.Now()
-	argon2.IDKey([]byte("correct horse"), make([]byte, 16), p.Time, p.MemoryKiB, p.Threads, 64)
-	b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "argon2-ms")
+	bare := time.Hour
+	for range 3 { // the fastest of three, as the machine's load varies
+		start := time.Now()
+		argon2.IDKey([]byte("correct horse"), make([]byte, 16), p.Time, p.MemoryKiB, p.Threads, 64)
+		bare = min(bare, time.Since(start))
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		f.svc.Lock(ctx, alice)
@@ -35,6 +38,7 @@ func BenchmarkUnlock(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/unlock")
+	b.ReportMetric(float64(bare.Microseconds())/1000, "argon2-ms")
 }
 
 // BenchmarkUnlockConcurrent100: 100 unlocks at the same moment (10

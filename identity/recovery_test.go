@@ -46,6 +46,7 @@ func TestRecoveryRestoresEncryptionHistory(t *testing.T) {
 	const alice = "alice@example.test"
 	first := f.enroll(t, alice, "first password")
 	oldMail := encryptTo(t, first.Identity.EncryptionCert, "old secret")
+	oldMaster := f.svc.cache.entries[first.Identity.ID].master
 
 	// Forgotten password: recover with a recovery token.
 	res, err := f.svc.Recover(ctx, EnrollRequest{Email: alice, Token: f.token(t, alice, PurposeRecover), Name: "Alice again", Password: "second password"})
@@ -54,6 +55,9 @@ func TestRecoveryRestoresEncryptionHistory(t *testing.T) {
 	}
 	if res.Identity.State != StateActive || !res.RootAccepted {
 		t.Fatalf("the root was accepted before; recovered ID state %s", res.Identity.State)
+	}
+	if !bytes.Equal(oldMaster, make([]byte, len(oldMaster))) {
+		t.Fatal("the superseded ID's master key is still in memory")
 	}
 	if !res.Identity.EncryptionCert.Equal(first.Identity.EncryptionCert) {
 		t.Fatal("recovery must keep the escrowed encryption key current")
