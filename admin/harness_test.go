@@ -134,7 +134,7 @@ func newHarness(t *testing.T, adjust ...func(*Options)) *harness {
 	svc, err := identity.New(st, identity.Options{
 		CA: c, CADir: dir, Upstream: auth, Logger: logger, KeyType: ca.KeyP256, Clock: clock,
 		IdleTimeout: 5 * time.Hour, // so unlock replies show the remembered period
-		Seal: seal.Params{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}, Limiter: seal.NewLimiter(2),
+		Seal:        seal.Params{Time: 1, MemoryKiB: 8 * 1024, Threads: 1}, Limiter: seal.NewLimiter(2),
 	})
 	if err != nil {
 		t.Fatal(err)
