@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -57,29 +58,56 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if err != nil {
 		return s.fail("FETCH", err)
 	}
-	var locked, failed bool
+	return s.answer(c, w, msgs, options)
+}
+
+// answer writes the client's FETCH responses for the messages of the
+// first step: messages the Viewer has cached first, then the plain ones
+// (upstream sections fetched for many messages in one command), then the
+// ones to be fetched whole and viewed (one command for all of them).
+func (s *session) answer(c *imapclient.Client, w *imapserver.FetchWriter, msgs []*imapclient.FetchMessageBuffer, options *imap.FetchOptions) error {
+	var plain, whole, cachedMsgs []*imapclient.FetchMessageBuffer
+	var cached []*View
 	for _, m := range msgs {
-		err := s.fetchOne(c, w, m, options)
+		bs := m.BodyStructure
 		switch {
-		case errors.Is(err, errMessageLocked):
-			locked = true
-		case errors.Is(err, errStreamBroken):
-			// A literal went out short: the client's stream cannot be
-			// repaired, only ended.
-			s.log.Warn("fetch stream broken", "uid", m.UID, "err", err)
-			s.conn.NetConn().Close()
-			return s.fail("FETCH", err)
-		case err != nil:
-			var imapErr *imap.Error
-			if errors.As(err, &imapErr) {
-				return err
+		case !validStructure(bs, 0):
+			// A structure the proxy cannot trust or write back: learn it
+			// from the message itself.
+			m.BodyStructure = nil
+			whole = append(whole, m)
+		case s.p.viewer.Needed(bs) && m.RFC822Size > s.p.opts.MaxMessageBytes:
+			s.log.Warn("S/MIME message larger than the limit passes unprocessed", "uid", m.UID, "size", m.RFC822Size)
+			plain = append(plain, m)
+		case s.p.viewer.Needed(bs):
+			if v := s.p.viewer.Lookup(s.key(m.UID)); v != nil {
+				cached = append(cached, v)
+				cachedMsgs = append(cachedMsgs, m)
+			} else {
+				whole = append(whole, m)
 			}
-			if isConnError(err) || errors.Is(err, errUpstreamBroken) || isClosed(c) {
-				return s.fail("FETCH", fmt.Errorf("%w: %w", errUpstreamBroken, err))
-			}
-			s.log.Warn("fetch message", "uid", m.UID, "err", err)
-			failed = true
+		default:
+			plain = append(plain, m)
 		}
+	}
+	seen, err := s.markSeen(c, append(append([]*imapclient.FetchMessageBuffer(nil), plain...), cachedMsgs...), options)
+	if err != nil {
+		return s.fetchFailed(c, err)
+	}
+	for i, m := range cachedMsgs {
+		rw := w.CreateMessage(m.SeqNum)
+		writeCheap(rw, m, options, seen[m.UID])
+		writeFromRaw(rw, cached[i].Raw, options)
+		if err := rw.Close(); err != nil {
+			return err
+		}
+	}
+	if err := s.answerPlain(c, w, plain, options, seen); err != nil {
+		return s.fetchFailed(c, err)
+	}
+	locked, failed, err := s.answerWhole(c, w, whole, options)
+	if err != nil {
+		return s.fetchFailed(c, err)
 	}
 	if locked {
 		return s.lockedError()
@@ -94,22 +122,28 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	return nil
 }
 
-// fetchOne answers the client's items for one message of the first step.
-func (s *session) fetchOne(c *imapclient.Client, w *imapserver.FetchWriter, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions) error {
-	key := MessageKey{User: s.user, Mailbox: s.mailbox, UIDValidity: s.uidValidity, UID: m.UID}
-	bs := m.BodyStructure
-	if !validStructure(bs, 0) {
-		// A structure the proxy cannot trust or write back: learn it from
-		// the message itself.
-		return s.fetchWhole(c, w, m, options, key, nil)
+func (s *session) key(uid imap.UID) MessageKey {
+	return MessageKey{User: s.user, Mailbox: s.mailbox, UIDValidity: s.uidValidity, UID: uid}
+}
+
+// fetchFailed ends a FETCH that cannot go on.
+func (s *session) fetchFailed(c *imapclient.Client, err error) error {
+	var imapErr *imap.Error
+	switch {
+	case errors.Is(err, errStreamBroken):
+		// A literal went out short: the client's stream cannot be
+		// repaired, only ended.
+		s.log.Warn("fetch stream broken", "err", err)
+		s.conn.NetConn().Close()
+		return s.fail("FETCH", err)
+	case errors.As(err, &imapErr):
+		return err
+	case isConnError(err) || errors.Is(err, errUpstreamBroken) || isClosed(c):
+		return s.fail("FETCH", fmt.Errorf("%w: %w", errUpstreamBroken, err))
+	default:
+		// A client write error: the connection is gone.
+		return err
 	}
-	if m.RFC822Size <= s.p.opts.MaxMessageBytes && s.p.viewer.Needed(bs) {
-		return s.fetchWhole(c, w, m, options, key, bs)
-	}
-	if m.RFC822Size > s.p.opts.MaxMessageBytes && s.p.viewer.Needed(bs) {
-		s.log.Warn("S/MIME message larger than the limit passes unprocessed", "uid", m.UID, "size", m.RFC822Size)
-	}
-	return s.fetchPlain(c, w, m, options)
 }
 
 // fetchSimple passes a FETCH that asks for nothing of the message's
@@ -211,27 +245,41 @@ func setsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
-// markSeen sets \Seen upstream for a non-PEEK fetch and returns the new
-// flags, or nil when nothing changed.
-func (s *session) markSeen(c *imapclient.Client, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions) ([]imap.Flag, error) {
-	if !setsSeen(options) || s.readOnly() {
-		return nil, nil
+// markSeen sets \Seen upstream, in one STORE, on the messages that lack
+// it when the client's FETCH is not PEEK, and returns every message's
+// flags as the client should see them.
+func (s *session) markSeen(c *imapclient.Client, msgs []*imapclient.FetchMessageBuffer, options *imap.FetchOptions) (map[imap.UID][]imap.Flag, error) {
+	out := make(map[imap.UID][]imap.Flag, len(msgs))
+	for _, m := range msgs {
+		out[m.UID] = m.Flags
 	}
-	for _, f := range m.Flags {
-		if f == imap.FlagSeen {
-			return nil, nil
+	if !setsSeen(options) || s.readOnly() {
+		return out, nil
+	}
+	var unseen imap.UIDSet
+	for _, m := range msgs {
+		if !slices.Contains(m.Flags, imap.FlagSeen) {
+			unseen.AddNum(m.UID)
 		}
 	}
-	bufs, err := c.Store(imap.UIDSetNum(m.UID), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Collect()
+	if len(unseen) == 0 {
+		return out, nil
+	}
+	bufs, err := c.Store(unseen, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Collect()
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range bufs {
-		if b.Flags != nil {
-			return b.Flags, nil
+	for _, m := range msgs {
+		if !slices.Contains(m.Flags, imap.FlagSeen) {
+			out[m.UID] = append(append([]imap.Flag(nil), m.Flags...), imap.FlagSeen)
 		}
 	}
-	return append(append([]imap.Flag(nil), m.Flags...), imap.FlagSeen), nil
+	for _, b := range bufs {
+		if b.UID != 0 && b.Flags != nil {
+			out[b.UID] = b.Flags
+		}
+	}
+	return out, nil
 }
 
 func (s *session) readOnly() bool { return s.examined }

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
@@ -52,22 +53,27 @@ func sameBodySection(a, b *imap.FetchItemBodySection) bool {
 		fmt.Sprint(b.Part, b.Specifier, b.HeaderFields, b.HeaderFieldsNot, b.Partial)
 }
 
-// fetchPlain answers a message that streams through: header items from
-// the filtered header, the rest from upstream sections.
-func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions) error {
+// plainPlan is how one plain message's FETCH response is made.
+type plainPlan struct {
+	m       *imapclient.FetchMessageBuffer
+	items   []plainItem
+	req     *upstreamReq
+	removed int64 // header bytes the Viewer filtered out
+}
+
+// planPlain maps the client's items for a message that streams through:
+// header items come from the filtered header, BODY[] is that header
+// followed by the upstream's BODY[TEXT], everything else is the
+// upstream's section as it is.
+func (s *session) planPlain(m *imapclient.FetchMessageBuffer, options *imap.FetchOptions) *plainPlan {
 	header := m.FindBodySection(headerSection)
 	filtered := header
 	if header != nil {
 		filtered = s.p.viewer.FilterHeader(header)
 	}
-	removed := int64(len(header) - len(filtered))
-	textSize := m.RFC822Size - int64(len(header))
-	if textSize < 0 {
-		textSize = 0
-	}
-
-	req := &upstreamReq{users: map[int]int{}}
-	var items []plainItem
+	textSize := max(m.RFC822Size-int64(len(header)), 0)
+	p := &plainPlan{m: m, req: &upstreamReq{users: map[int]int{}}, removed: int64(len(header) - len(filtered))}
+	req := p.req
 	for _, sec := range options.BodySection {
 		switch {
 		case len(sec.Part) == 0 && sec.Specifier == imap.PartSpecifierNone:
@@ -76,14 +82,14 @@ func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m 
 			if needText {
 				it.up = req.addBody(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierText, Peek: true, Partial: text})
 			}
-			items = append(items, it)
+			p.items = append(p.items, it)
 		case len(sec.Part) == 0 && sec.Specifier == imap.PartSpecifierHeader:
 			b := imapserver.ExtractBodySection(bytes.NewReader(filtered), sec)
-			items = append(items, plainItem{body: sec, prefix: b, up: -1})
+			p.items = append(p.items, plainItem{body: sec, prefix: b, up: -1})
 		default:
 			up := *sec
 			up.Peek = true
-			items = append(items, plainItem{body: sec, up: req.addBody(&up)})
+			p.items = append(p.items, plainItem{body: sec, up: req.addBody(&up)})
 		}
 	}
 	for _, sec := range options.BinarySection {
@@ -93,30 +99,49 @@ func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m 
 			if needText {
 				it.up = req.addBody(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierText, Peek: true, Partial: text})
 			}
-			items = append(items, it)
+			p.items = append(p.items, it)
 			continue
 		}
 		up := *sec
 		up.Peek = true
-		items = append(items, plainItem{binary: sec, up: req.addBinary(&up)})
+		p.items = append(p.items, plainItem{binary: sec, up: req.addBinary(&up)})
 	}
 	for _, sec := range options.BinarySectionSize {
 		if len(sec.Part) > 0 {
 			req.sizes = append(req.sizes, sec)
 		}
 	}
+	return p
+}
 
-	flags, err := s.markSeen(c, m, options)
-	if err != nil {
-		return err
+// empty reports whether the plan needs nothing from the upstream.
+func (r *upstreamReq) empty() bool {
+	return len(r.body) == 0 && len(r.binary) == 0 && len(r.sizes) == 0
+}
+
+// signature is equal for requests that one upstream FETCH can serve.
+func (r *upstreamReq) signature() string {
+	var b bytes.Buffer
+	for _, s := range r.body {
+		fmt.Fprint(&b, "B", s.Part, s.Specifier, s.HeaderFields, s.HeaderFieldsNot, s.Partial, ";")
 	}
-	if flags == nil {
-		flags = m.Flags
+	for _, s := range r.binary {
+		fmt.Fprint(&b, "N", s.Part, s.Partial, ";")
 	}
+	for _, s := range r.sizes {
+		fmt.Fprint(&b, "S", s.Part, ";")
+	}
+	return b.String()
+}
+
+// start opens the message's response and writes what needs no upstream
+// data; the caller adds the upstream sections and closes it.
+func (p *plainPlan) start(w *imapserver.FetchWriter, options *imap.FetchOptions, flags []imap.Flag) (*imapserver.FetchResponseWriter, error) {
+	m := p.m
 	rw := w.CreateMessage(m.SeqNum)
 	writeCheap(rw, m, options, flags)
 	if options.RFC822Size {
-		rw.WriteRFC822Size(m.RFC822Size - removed)
+		rw.WriteRFC822Size(m.RFC822Size - p.removed)
 	}
 	if options.Envelope {
 		rw.WriteEnvelope(m.Envelope)
@@ -126,26 +151,50 @@ func (s *session) fetchPlain(c *imapclient.Client, w *imapserver.FetchWriter, m 
 	}
 	for _, sec := range options.BinarySectionSize {
 		if len(sec.Part) == 0 {
-			rw.WriteBinarySectionSize(sec, uint32(m.RFC822Size-removed))
+			rw.WriteBinarySectionSize(sec, uint32(m.RFC822Size-p.removed))
 		}
 	}
-	// Items answered without the upstream go first.
-	for _, it := range items {
+	for _, it := range p.items {
 		if it.up < 0 {
 			if err := writeItem(rw, it, it.prefix, nil, 0); err != nil {
 				rw.Close()
-				return err
+				return nil, err
 			}
 		}
 	}
-	if len(req.body) == 0 && len(req.binary) == 0 && len(req.sizes) == 0 {
-		return rw.Close()
+	return rw, nil
+}
+
+// answerPlain answers the plain messages. Messages whose upstream
+// sections are the same (the usual case: a client asks the same items of
+// every message) share one upstream FETCH, streamed message by message.
+func (s *session) answerPlain(c *imapclient.Client, w *imapserver.FetchWriter, msgs []*imapclient.FetchMessageBuffer, options *imap.FetchOptions, seen map[imap.UID][]imap.Flag) error {
+	groups := map[string][]*plainPlan{}
+	var order []string
+	for _, m := range msgs {
+		p := s.planPlain(m, options)
+		if p.req.empty() {
+			rw, err := p.start(w, options, seen[m.UID])
+			if err != nil {
+				return err
+			}
+			if err := rw.Close(); err != nil {
+				return err
+			}
+			continue
+		}
+		sig := p.req.signature()
+		if groups[sig] == nil {
+			order = append(order, sig)
+		}
+		groups[sig] = append(groups[sig], p)
 	}
-	if err := s.streamSections(c, rw, m.UID, req, items); err != nil {
-		rw.Close()
-		return err
+	for _, sig := range order {
+		if err := s.streamGroup(c, w, groups[sig], options, seen); err != nil {
+			return err
+		}
 	}
-	return rw.Close()
+	return nil
 }
 
 // splitPartial maps a range of BODY[] (filtered header + upstream text of
@@ -171,32 +220,83 @@ func splitPartial(header []byte, textSize int64, p *imap.SectionPartial) ([]byte
 	return prefix, &imap.SectionPartial{Offset: ts, Size: te - ts}, true
 }
 
-// streamSections fetches the upstream sections of one message and copies
-// each into the client's response as it arrives. A section two client
-// items share is read into memory once (bounded by MaxMessageBytes).
-func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchResponseWriter, uid imap.UID, req *upstreamReq, items []plainItem) error {
-	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{
+// streamGroup fetches the same upstream sections of several messages in
+// one command and copies each into the client's response as it arrives.
+// A section two client items share is read into memory once (bounded by
+// MaxMessageBytes).
+func (s *session) streamGroup(c *imapclient.Client, w *imapserver.FetchWriter, plans []*plainPlan, options *imap.FetchOptions, seen map[imap.UID][]imap.Flag) error {
+	req := plans[0].req
+	var uids imap.UIDSet
+	byUID := make(map[imap.UID]*plainPlan, len(plans))
+	bySeq := make(map[uint32]*plainPlan, len(plans))
+	for _, p := range plans {
+		uids.AddNum(p.m.UID)
+		byUID[p.m.UID] = p
+		bySeq[p.m.SeqNum] = p
+	}
+	cmd := c.Fetch(uids, &imap.FetchOptions{
 		UID: true, BodySection: req.body, BinarySection: req.binary, BinarySectionSize: req.sizes,
 	})
-	msg := cmd.Next()
-	if msg == nil {
-		if err := cmd.Close(); err != nil {
-			return err
+	answered := make(map[imap.UID]bool, len(plans))
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		p, err := s.streamMessage(w, msg, byUID, bySeq, answered, options, seen)
+		if err != nil {
+			return err // the command is abandoned: see guardedLit
 		}
-		return fmt.Errorf("message %d vanished upstream", uid)
+		if p != nil {
+			answered[p.m.UID] = true
+		}
 	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if !answered[p.m.UID] {
+			s.log.Info("message vanished upstream during FETCH", "uid", p.m.UID)
+		}
+	}
+	return nil
+}
+
+// streamMessage writes one message's response from its upstream data. The
+// UID item, which servers send before any literal, names the message;
+// the sequence number stands in when it is missing.
+func (s *session) streamMessage(w *imapserver.FetchWriter, msg *imapclient.FetchMessageData, byUID map[imap.UID]*plainPlan, bySeq map[uint32]*plainPlan, answered map[imap.UID]bool, options *imap.FetchOptions, seen map[imap.UID][]imap.Flag) (*plainPlan, error) {
+	var p *plainPlan
+	var rw *imapserver.FetchResponseWriter
 	done := map[int]bool{}
+	open := func() error {
+		if rw != nil {
+			return nil
+		}
+		if p == nil {
+			p = bySeq[msg.SeqNum]
+		}
+		if p == nil || answered[p.m.UID] {
+			return errSkip
+		}
+		var err error
+		rw, err = p.start(w, options, seen[p.m.UID])
+		return err
+	}
 	for {
 		item := msg.Next()
 		if item == nil {
 			break
 		}
-		var idx int
+		var idx = -1
 		var lit imap.LiteralReader
 		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			if p == nil {
+				p = byUID[item.UID]
+			}
+			continue
 		case imapclient.FetchItemDataBodySection:
-			idx = -1
-			for i, b := range req.body {
+			if err := open(); err != nil {
+				return s.skipOrFail(err)
+			}
+			for i, b := range p.req.body {
 				if !done[i] && item.MatchCommand(b) {
 					idx = i
 					break
@@ -204,8 +304,10 @@ func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchRespo
 			}
 			lit = item.Literal
 		case imapclient.FetchItemDataBinarySection:
-			idx = -1
-			for i, b := range req.binary {
+			if err := open(); err != nil {
+				return s.skipOrFail(err)
+			}
+			for i, b := range p.req.binary {
 				if !done[1<<20+i] && item.MatchCommand(b) {
 					idx = 1<<20 + i
 					break
@@ -213,7 +315,10 @@ func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchRespo
 			}
 			lit = item.Literal
 		case imapclient.FetchItemDataBinarySectionSize:
-			for _, sz := range req.sizes {
+			if err := open(); err != nil {
+				return s.skipOrFail(err)
+			}
+			for _, sz := range p.req.sizes {
 				if item.MatchCommand(sz) {
 					rw.WriteBinarySectionSize(sz, item.Size)
 					break
@@ -223,41 +328,47 @@ func (s *session) streamSections(c *imapclient.Client, rw *imapserver.FetchRespo
 		default:
 			continue
 		}
-		if idx < 0 || lit == nil {
-			if idx >= 0 {
-				done[idx] = true
-				if err := s.writeUpstreamItem(rw, idx, nil, req, items); err != nil {
-					s.abortUpstream(nil)
-					return fmt.Errorf("%w: %w", errStreamBroken, err)
-				}
-			}
+		if idx < 0 {
 			continue // imapclient discards an unread literal itself
 		}
 		done[idx] = true
-		g := &guardedLit{r: lit}
-		if err := s.writeUpstreamItem(rw, idx, g, req, items); err != nil {
+		var g *guardedLit
+		if lit != nil {
+			g = &guardedLit{r: lit}
+		}
+		if err := s.writeUpstreamItem(rw, idx, g, p.req, p.items); err != nil {
 			// Part of a literal may have gone out: neither side's stream
 			// can be trusted any more.
 			s.abortUpstream(g)
-			return fmt.Errorf("%w: %w", errStreamBroken, err)
+			return nil, fmt.Errorf("%w: %w", errStreamBroken, err)
 		}
-		if g.err == nil {
+		if g != nil && g.err == nil {
 			io.Copy(io.Discard, g) // what the client's item did not need
 		}
 	}
-	if err := cmd.Close(); err != nil {
-		return err
+	if err := open(); err != nil {
+		return s.skipOrFail(err)
 	}
 	// Sections the upstream left out are answered empty (NIL would break
 	// clients that expect a literal).
-	for _, it := range items {
+	for _, it := range p.items {
 		if it.up >= 0 && !done[it.up] {
 			if err := writeItem(rw, it, it.prefix, nil, 0); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return p, rw.Close()
+}
+
+// errSkip marks an upstream response for no message of the plan.
+var errSkip = errors.New("not a planned message")
+
+func (s *session) skipOrFail(err error) (*plainPlan, error) {
+	if errors.Is(err, errSkip) {
+		return nil, nil
+	}
+	return nil, err
 }
 
 func (s *session) writeUpstreamItem(rw *imapserver.FetchResponseWriter, idx int, lit *guardedLit, req *upstreamReq, items []plainItem) error {

@@ -23,93 +23,126 @@ var errUpstreamBroken = errors.New("upstream connection unusable")
 // wholeSection is the upstream section of the whole message.
 var wholeSection = &imap.FetchItemBodySection{Peek: true}
 
-// fetchWhole answers a message from bytes held whole: the Viewer's view
-// of an S/MIME message (bs != nil), or — when the upstream's structure
-// was unusable (bs == nil) — the message itself, viewed if its own
-// structure says it is S/MIME, header-filtered otherwise.
-func (s *session) fetchWhole(c *imapclient.Client, w *imapserver.FetchWriter, m *imapclient.FetchMessageBuffer, options *imap.FetchOptions, key MessageKey, bs imap.BodyStructure) error {
-	var raw []byte
-	if bs != nil {
-		if v := s.p.viewer.Lookup(key); v != nil {
-			raw = v.Raw
-		}
+// answerWhole answers messages from bytes held whole, fetched for all of
+// them in one upstream command and handled one at a time as they arrive
+// (so at most one message is in memory): the Viewer's view of an S/MIME
+// message, or — when the upstream's structure was unusable
+// (BodyStructure nil) — the message itself, viewed if its own structure
+// says it is S/MIME, header-filtered otherwise. It reports whether a
+// message was left out for a locked key or for another failure.
+func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, msgs []*imapclient.FetchMessageBuffer, options *imap.FetchOptions) (locked, failed bool, err error) {
+	if len(msgs) == 0 {
+		return false, false, nil
 	}
-	if raw == nil {
-		up, err := s.fetchRaw(c, m.UID)
+	var uids imap.UIDSet
+	byUID := make(map[imap.UID]*imapclient.FetchMessageBuffer, len(msgs))
+	bySeq := make(map[uint32]*imapclient.FetchMessageBuffer, len(msgs))
+	for _, m := range msgs {
+		uids.AddNum(m.UID)
+		byUID[m.UID] = m
+		bySeq[m.SeqNum] = m
+	}
+	answered := make(map[imap.UID]bool, len(msgs))
+	cmd := c.Fetch(uids, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{wholeSection}})
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		m, raw, err := s.readWhole(msg, byUID, bySeq)
 		if err != nil {
-			return err
+			return false, false, err // the command is abandoned: see guardedLit
 		}
-		needed := bs != nil
-		if bs == nil {
-			needed = s.p.viewer.Needed(imapserver.ExtractBodyStructure(bytes.NewReader(up)))
+		if m == nil || answered[m.UID] {
+			continue
 		}
-		if needed {
-			v, err := s.p.viewer.View(s.ctx, key, up)
-			if isLocked(err) {
-				return errMessageLocked
-			}
-			if err != nil {
-				return fmt.Errorf("view message %d: %w", m.UID, err)
-			}
-			raw = v.Raw
-		} else {
-			n := splitHeader(up)
-			raw = append(s.p.viewer.FilterHeader(up[:n:n]), up[n:]...)
+		answered[m.UID] = true
+		view, err := s.viewWhole(m, raw)
+		switch {
+		case errors.Is(err, errMessageLocked):
+			locked = true
+			continue
+		case err != nil:
+			s.log.Warn("view message", "uid", m.UID, "err", err)
+			failed = true
+			continue
+		}
+		seen, err := s.markSeen(c, []*imapclient.FetchMessageBuffer{m}, options)
+		if err != nil {
+			cmd.Close()
+			return false, false, err
+		}
+		rw := w.CreateMessage(m.SeqNum)
+		writeCheap(rw, m, options, seen[m.UID])
+		writeFromRaw(rw, view, options)
+		if err := rw.Close(); err != nil {
+			cmd.Close()
+			return false, false, err
 		}
 	}
-	flags, err := s.markSeen(c, m, options)
-	if err != nil {
-		return err
+	if err := cmd.Close(); err != nil {
+		return false, false, err
 	}
-	if flags == nil {
-		flags = m.Flags
-	}
-	rw := w.CreateMessage(m.SeqNum)
-	writeCheap(rw, m, options, flags)
-	writeFromRaw(rw, raw, options)
-	return rw.Close()
+	return locked, failed, nil
 }
 
-// fetchRaw downloads BODY.PEEK[] of uid, at most MaxMessageBytes.
-func (s *session) fetchRaw(c *imapclient.Client, uid imap.UID) ([]byte, error) {
-	cmd := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{wholeSection}})
+// readWhole reads one message's BODY[] from the upstream response, at
+// most MaxMessageBytes.
+func (s *session) readWhole(msg *imapclient.FetchMessageData, byUID map[imap.UID]*imapclient.FetchMessageBuffer, bySeq map[uint32]*imapclient.FetchMessageBuffer) (*imapclient.FetchMessageBuffer, []byte, error) {
+	var m *imapclient.FetchMessageBuffer
 	var raw []byte
-	found := false
-	if msg := cmd.Next(); msg != nil {
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			sec, ok := item.(imapclient.FetchItemDataBodySection)
-			if !ok || !sec.MatchCommand(wholeSection) || found {
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			if m == nil {
+				m = byUID[item.UID]
+			}
+		case imapclient.FetchItemDataBodySection:
+			if !item.MatchCommand(wholeSection) || raw != nil || item.Literal == nil {
 				continue
 			}
-			found = true
-			if sec.Literal == nil {
-				continue
+			if m == nil {
+				m = bySeq[msg.SeqNum]
 			}
-			g := &guardedLit{r: sec.Literal}
-			if sec.Literal.Size() > s.p.opts.MaxMessageBytes {
+			g := &guardedLit{r: item.Literal}
+			if item.Literal.Size() > s.p.opts.MaxMessageBytes {
 				// The upstream said RFC822.SIZE was within the limit; the
 				// literal is not. Reading it away could take forever.
 				s.abortUpstream(g)
-				return nil, fmt.Errorf("message %d: %d bytes exceed the limit of %d: %w", uid, sec.Literal.Size(), s.p.opts.MaxMessageBytes, errUpstreamBroken)
+				return nil, nil, fmt.Errorf("message: %d bytes exceed the limit of %d: %w", item.Literal.Size(), s.p.opts.MaxMessageBytes, errUpstreamBroken)
 			}
 			b, err := io.ReadAll(g)
-			if err == nil && int64(len(b)) != sec.Literal.Size() {
+			if err == nil && int64(len(b)) != item.Literal.Size() {
 				err = io.ErrUnexpectedEOF // imapwire reports a cut literal as its end
 			}
 			if err != nil {
 				s.abortUpstream(g)
-				return nil, fmt.Errorf("read message %d: %w: %w", uid, errUpstreamBroken, err)
+				return nil, nil, fmt.Errorf("read message: %w: %w", errUpstreamBroken, err)
 			}
 			raw = b
 		}
 	}
-	if err := cmd.Close(); err != nil {
-		return nil, err
+	if m == nil || raw == nil {
+		return nil, nil, nil
 	}
-	if !found {
-		return nil, fmt.Errorf("message %d: upstream sent no body", uid)
+	return m, raw, nil
+}
+
+// viewWhole returns the bytes the client receives for a message held
+// whole.
+func (s *session) viewWhole(m *imapclient.FetchMessageBuffer, raw []byte) ([]byte, error) {
+	needed := m.BodyStructure != nil
+	if !needed {
+		needed = s.p.viewer.Needed(imapserver.ExtractBodyStructure(bytes.NewReader(raw)))
 	}
-	return raw, nil
+	if !needed {
+		n := splitHeader(raw)
+		return append(s.p.viewer.FilterHeader(raw[:n:n]), raw[n:]...), nil
+	}
+	v, err := s.p.viewer.View(s.ctx, s.key(m.UID), raw)
+	if isLocked(err) {
+		return nil, errMessageLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("view message %d: %w", m.UID, err)
+	}
+	return v.Raw, nil
 }
 
 // guardedLit reads an upstream literal and remembers its first error.

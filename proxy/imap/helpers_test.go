@@ -128,8 +128,15 @@ func innerMessage(subject string) []byte {
 
 // fakeMessage stands in for an S/MIME enveloped message: its body is the
 // base64 of innerMessage, which the fake viewer decodes.
-func fakeMessage(subject string) []byte {
-	enc := base64.StdEncoding.EncodeToString(innerMessage(subject))
+func fakeMessage(subject string) []byte { return fakeMessageBody(subject, "") }
+
+// fakeMessageBody is fakeMessage with extra text in the inner message.
+func fakeMessageBody(subject, extra string) []byte {
+	inner := innerMessage(subject)
+	if extra != "" {
+		inner = append(plainMessage(subject, extra), nil...)
+	}
+	enc := base64.StdEncoding.EncodeToString(inner)
 	var b strings.Builder
 	b.WriteString("From: Bob <bob@demo.test>\r\nTo: alice@demo.test\r\nSubject: " + subject +
 		"\r\nMIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n" +
