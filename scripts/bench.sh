@@ -47,3 +47,19 @@ awk '
     printf "  peak RSS %.1f MB  goal(< %.1f MB) %s\n", rss, lim, (rss < lim ? "met" : "NOT MET")
   }
 ' "$out"
+
+echo
+echo "IMAP proxy sync (500 plain 20 KB + 500 S/MIME 50 KB, in-process upstream, proxy in a child process), from $out:"
+awk '
+  function metric(name,   i) { for (i = 3; i < NF; i++) if ($(i+1) == name) return $i; return "" }
+  /^BenchmarkIMAPSync/ {
+    x = metric("plain-traffic-x")
+    printf "  plain: upstream traffic %.3f x direct  goal(<=1.15) %s  (time: proxy %.0f ms, direct %.0f ms)\n", x, (x <= 1.15 ? "met" : "NOT MET"), metric("plain-proxy-ms"), metric("plain-direct-ms")
+    cold = metric("secure-cold-ms"); goal = metric("secure-cold-goal-ms")
+    printf "  S/MIME cold cache: %.0f ms  goal(<= direct %.0f + 1.2 x decrypt %.0f = %.0f ms) %s\n", cold, metric("secure-direct-ms"), metric("decrypt-ms"), goal, (cold <= goal ? "met" : "NOT MET")
+    w = metric("secure-warm-x")
+    printf "  S/MIME warm cache: %.0f ms, %.2f x direct  goal(<=1.3) %s\n", metric("secure-warm-ms"), w, (w <= 1.3 ? "met" : "NOT MET")
+    rss = metric("proxy-rss-MB"); lim = metric("rss-limit-MB")
+    printf "  proxy peak RSS %.1f MB  goal(<= cache limit + 64 = %.0f MB) %s\n", rss, lim, (rss <= lim ? "met" : "NOT MET")
+  }
+' "$out"
