@@ -95,6 +95,8 @@ func TestVerifyOpenSSLSignatures(t *testing.T) {
 		{"sha1 digest", rsaUser, []string{"-md", "sha1"}, false, []string{"SHA-1 digest"}},
 		{"md5 digest", rsaUser, []string{"-md", "md5"}, false, []string{"MD5 digest"}},
 		{"no signed attributes", rsaUser, []string{"-noattr"}, false, nil},
+		{"signer named by subjectKeyIdentifier", rsaUser, []string{"-keyid"}, false, nil},
+		{"opaque ecdsa by subjectKeyIdentifier", ecUser, []string{"-keyid", "-nodetach"}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

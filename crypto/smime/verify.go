@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/smallstep/pkcs7"
 )
 
 // Sentinel errors of verification. A signature that does not verify is not
@@ -112,41 +110,37 @@ func verifyParsed(e *Entity, from string, opts VerifyOptions) (*VerifyResult, er
 	default:
 		return nil, fmt.Errorf("verify: %w (Content-Type %q)", ErrNotSigned, e.MediaType)
 	}
-	// enc's converter bounds nesting depth and element count; pkcs7's own
-	// BER reader then sees plain DER.
+	// enc's converter bounds nesting depth and element count.
 	if der, err = berToDER(der); err != nil {
 		return nil, fmt.Errorf("verify: %w: %v", ErrMalformedSignature, err)
 	}
-	p7, err := pkcs7.Parse(der)
+	sd, err := parseSignedDataDER(der)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w: %v", ErrMalformedSignature, err)
 	}
-	if len(p7.Signers) == 0 {
-		return nil, fmt.Errorf("verify: %w: no signer (or an encoding this parser does not read)", ErrMalformedSignature)
+	if len(sd.signers) == 0 {
+		return nil, fmt.Errorf("verify: %w: no signer", ErrMalformedSignature)
 	}
 	if res.Opaque {
-		content = p7.Content
+		if sd.content == nil {
+			return nil, fmt.Errorf("verify: %w: opaque signed-data without content", ErrMalformedSignature)
+		}
+		content = sd.content
 		res.Entity = ToCRLF(content)
 	} else {
 		res.Entity = content
 	}
-	res.Certificates = p7.Certificates
+	res.Certificates = sd.certificates
 	sigOK := true
-	for i, si := range p7.Signers {
-		attrs := make([]rawAttr, 0, len(si.AuthenticatedAttributes))
-		for _, a := range si.AuthenticatedAttributes {
-			attrs = append(attrs, rawAttr{Type: a.Type, Value: a.Value})
-		}
-		ias := issuerAndSerial{Issuer: si.IssuerAndSerialNumber.IssuerName, Serial: si.IssuerAndSerialNumber.SerialNumber}
-		sigAlg := algID{Algorithm: si.DigestEncryptionAlgorithm.Algorithm, Parameters: si.DigestEncryptionAlgorithm.Parameters}
-		cert, ok, reasons, weak := checkSignerInfo(p7.Certificates, ias, si.DigestAlgorithm.Algorithm, sigAlg,
-			attrs, si.EncryptedDigest, content)
+	for i := range sd.signers {
+		si := &sd.signers[i]
+		cert, ok, reasons, weak := checkSignerInfo(sd.certificates, si, content)
 		res.Reasons = append(res.Reasons, reasons...)
 		res.Weak = append(res.Weak, weak...)
 		sigOK = sigOK && ok
 		if i == 0 {
 			res.Signer = cert
-			readAttributes(res, attrs, p7.Certificates)
+			readAttributes(res, si.attrs, sd.certificates)
 		}
 	}
 	if res.Signer == nil {
@@ -218,21 +212,6 @@ type rawAttr struct {
 	Value asn1.RawValue
 }
 
-// encodeSignedAttrs rebuilds the DER SET OF the signature covers, keeping
-// the order in which the attributes arrived (their DER order when the
-// sender followed DER).
-func encodeSignedAttrs(attrs []rawAttr) ([]byte, error) {
-	var body []byte
-	for _, a := range attrs {
-		enc, err := asn1.Marshal(a)
-		if err != nil {
-			return nil, err
-		}
-		body = append(body, enc...)
-	}
-	return asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: body})
-}
-
 func findAttr(attrs []rawAttr, oid asn1.ObjectIdentifier) ([]byte, bool) {
 	for _, a := range attrs {
 		if a.Type.Equal(oid) {
@@ -245,16 +224,10 @@ func findAttr(attrs []rawAttr, oid asn1.ObjectIdentifier) ([]byte, bool) {
 // checkSignerInfo verifies one SignerInfo over content and returns the
 // signer certificate (nil if not in the message), whether the signature
 // holds, the reasons it does not, and weak algorithms seen.
-func checkSignerInfo(certs []*x509.Certificate, ias issuerAndSerial, digestOID asn1.ObjectIdentifier,
-	alg algID, attrs []rawAttr, sig, content []byte) (*x509.Certificate, bool, []string, []string) {
+func checkSignerInfo(certs []*x509.Certificate, si *parsedSigner, content []byte) (*x509.Certificate, bool, []string, []string) {
 	var weak, reasons []string
-	var cert *x509.Certificate
-	for _, c := range certs {
-		if ias.matches(c) {
-			cert = c
-			break
-		}
-	}
+	digestOID, attrs := si.digest, si.attrs
+	cert := si.findCert(certs)
 	if cert == nil {
 		return nil, false, []string{"the signer's certificate is not in the message"}, nil
 	}
@@ -272,7 +245,7 @@ func checkSignerInfo(certs []*x509.Certificate, ias issuerAndSerial, digestOID a
 	h.Write(content)
 	contentDigest := h.Sum(nil)
 	signed := content
-	if len(attrs) > 0 {
+	if si.signedAttrs != nil {
 		md, ok := findAttr(attrs, oidAttrMessageDigst)
 		var digest []byte
 		if ok {
@@ -291,12 +264,9 @@ func checkSignerInfo(certs []*x509.Certificate, ias issuerAndSerial, digestOID a
 				return cert, false, append(reasons, "contentType attribute is not id-data"), weak
 			}
 		}
-		var err error
-		if signed, err = encodeSignedAttrs(attrs); err != nil {
-			return cert, false, append(reasons, "signed attributes cannot be encoded"), weak
-		}
+		signed = si.signedBytes()
 	}
-	if err := checkSignatureValue(cert, alg, hash, signed, sig); err != nil {
+	if err := checkSignatureValue(cert, si.sigAlg, hash, signed, si.signature); err != nil {
 		return cert, false, append(reasons, "the signature does not verify: "+err.Error()), weak
 	}
 	return cert, true, reasons, weak
