@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
+	"io"
+	"mime/quotedprintable"
+	"net/mail"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -241,4 +245,85 @@ func headerOf(msg []byte) string {
 		msg = msg[:i]
 	}
 	return string(msg)
+}
+
+// TestOpenSSLParsesOurSignedAttributes: the RFC 8551 signed attributes
+// and the certificates our signatures carry, as an independent parser
+// sees them.
+func TestOpenSSLParsesOurSignedAttributes(t *testing.T) {
+	w := getWorld(t)
+	dir := t.TempDir()
+	in := writeFile(t, filepath.Join(dir, "msg.eml"), message(w.alice.Email, "rcpt@example.test", bodyFor("attributes")))
+	signed := filepath.Join(dir, "signed.eml")
+	mustCLI(t, nil, "smime", "sign", "-cert", w.alice.F.SignFull, "-key", w.alice.F.SignKey,
+		"-enc-cert", w.alice.F.EncCert, "-in", in, "-out", signed)
+	printed := string(mustOpenSSL(t, "cms", "-cmsout", "-print", "-in", signed))
+	attrs := printed[strings.Index(printed, "signedAttrs"):]
+	for _, want := range []string{
+		"contentType (1.2.840.113549.1.9.3)",
+		"signingTime (1.2.840.113549.1.9.5)",
+		"messageDigest (1.2.840.113549.1.9.4)",
+		"(1.3.6.1.4.1.311.16.4)",                                 // Microsoft encryption key preference
+		"id-smime-aa-encrypKeyPref (1.2.840.113549.1.9.16.2.11)", // RFC 8551 §2.5.3
+		"S/MIME Capabilities (1.2.840.113549.1.9.15)",
+		":aes-256-gcm", ":aes-128-gcm", ":aes-256-cbc", ":aes-128-cbc", ":rsaesOaep",
+	} {
+		if !strings.Contains(attrs, want) {
+			t.Errorf("openssl does not show signed attribute %s", want)
+		}
+	}
+	certs := filepath.Join(dir, "certs.pem")
+	mustOpenSSL(t, "cms", "-verify", "-in", signed, "-CAfile", w.ca.Root, "-out", filepath.Join(dir, "content"), "-certsout", certs)
+	got := readFile(t, certs)
+	for _, c := range []string{w.alice.F.SignCert, w.alice.F.EncCert, w.ca.Intermediate} {
+		if !bytes.Contains(got, readFile(t, c)) {
+			t.Errorf("signature does not carry %s", filepath.Base(c))
+		}
+	}
+}
+
+// TestOpenSSLVerifiesCanonicalised: a message with LF line ends and an
+// 8-bit body is canonicalised before signing (CRLF, 8bit re-encoded), so
+// the signature openssl checks is over what a 7-bit transport delivers.
+func TestOpenSSLVerifiesCanonicalised(t *testing.T) {
+	w := getWorld(t)
+	dir := t.TempDir()
+	msg := "From: " + w.alice.Email + "\nTo: rcpt@example.test\nSubject: 8bit\nMIME-Version: 1.0\n" +
+		"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nGr\xc3\xbc\xc3\x9fe aus M\xc3\xbcnchen\nFrom the second line.\n"
+	in := writeFile(t, filepath.Join(dir, "msg.eml"), []byte(msg))
+	signed := filepath.Join(dir, "signed.eml")
+	mustCLI(t, nil, "smime", "sign", "-cert", w.alice.F.SignFull, "-key", w.alice.F.SignKey, "-in", in, "-out", signed)
+	raw := readFile(t, signed)
+	for i, c := range raw {
+		if c >= 0x80 {
+			t.Fatalf("signed message holds an 8-bit byte at %d", i)
+		}
+		if c == '\n' && (i == 0 || raw[i-1] != '\r') {
+			t.Fatalf("signed message holds a bare LF at %d", i)
+		}
+	}
+	out := filepath.Join(dir, "content")
+	mustOpenSSL(t, "cms", "-verify", "-in", signed, "-CAfile", w.ca.Root, "-out", out)
+	// The content openssl hands out is the canonical entity: its body,
+	// transfer-decoded, is the original text with CRLF line ends.
+	m, err := mail.ReadMessage(bytes.NewReader(readFile(t, out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	switch cte := strings.ToLower(m.Header.Get("Content-Transfer-Encoding")); cte {
+	case "quoted-printable":
+		body, err = io.ReadAll(quotedprintable.NewReader(m.Body))
+	case "base64":
+		body, err = io.ReadAll(base64.NewDecoder(base64.StdEncoding, m.Body))
+	default:
+		t.Fatalf("8-bit body not re-encoded: Content-Transfer-Encoding %q", cte)
+	}
+	if want := "Gr\xc3\xbc\xc3\x9fe aus M\xc3\xbcnchen\r\nFrom the second line.\r\n"; err != nil || string(body) != want {
+		t.Errorf("decoded signed body %q (%v), want %q", body, err, want)
+	}
+	r := cli(t, readFile(t, signed), "smime", "verify", "-roots", w.ca.Root)
+	if r.code != 0 {
+		t.Fatalf("smime verify of its own canonicalised signature: %s", r)
+	}
 }
