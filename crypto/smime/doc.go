@@ -11,6 +11,14 @@
 // entity inside, canonicalises entities before signing (CRLF, 8-bit parts
 // re-encoded) and parses entities with limits on header size, line length
 // and nesting depth, so hostile input yields errors rather than unbounded
-// work. Private keys are used only through crypto.Signer and
+// work.
+//
+// SignedData is written and read here with cryptobyte: signing needs an
+// injectable signingTime and the RFC 8551 attributes, verification needs
+// the signed attributes exactly as sent and signers named by
+// subjectKeyIdentifier, none of which github.com/smallstep/pkcs7 offers.
+// Signature values are checked with crypto/rsa and crypto/ecdsa directly,
+// so SHA-1 signatures verify and are flagged weak rather than refused.
+// Private keys are used only through crypto.Signer and
 // crypto.Decrypter, so keys held elsewhere plug in unchanged.
 package smime

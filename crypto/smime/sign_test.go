@@ -285,6 +285,7 @@ func TestVerifyTrustAndUsage(t *testing.T) {
 		{"expired certificate", pki.User(t, "alice@example.test", mailtest.RSA, mailtest.Expired), VerifyOptions{Roots: pki.Roots()}, "", false, true, "not trusted"},
 		{"From mismatch", alice, VerifyOptions{Roots: pki.Roots()}, "Mallory <mallory@example.test>", true, false, "not the signer's"},
 		{"From override matches", alice, VerifyOptions{Roots: pki.Roots(), From: "ALICE@example.test"}, "mallory@example.test", true, true, ""},
+		{"From display name in an unknown charset", alice, VerifyOptions{Roots: pki.Roots()}, "=?x-unknown?q?Al=E9ce?= <alice@example.test>", true, true, ""},
 		{"no EKU is allowed", pki.User(t, "alice@example.test", mailtest.RSA, mailtest.NoEKU), VerifyOptions{Roots: pki.Roots()}, "", true, true, ""},
 		{"serverAuth EKU", pki.User(t, "alice@example.test", mailtest.RSA, mailtest.WrongEKU), VerifyOptions{Roots: pki.Roots()}, "", false, true, "e-mail protection"},
 		{"no address in certificate", pki.User(t, "alice@example.test", mailtest.P256, mailtest.NoEmail), VerifyOptions{Roots: pki.Roots()}, "", true, false, "names no e-mail address"},

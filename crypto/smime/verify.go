@@ -48,7 +48,7 @@ type VerifyResult struct {
 	EncryptionCert *x509.Certificate
 	Capabilities   []Capability
 	SigningTime    time.Time
-	Entity         []byte // the signed entity, CRLF line ends
+	Entity         []byte // the signed entity, CRLF line ends; may share memory with the input
 	Opaque         bool   // signed-data (application/pkcs7-mime) rather than multipart/signed
 }
 

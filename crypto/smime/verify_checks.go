@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"io"
+	"mime"
 	"net/mail"
 	"strings"
 )
@@ -81,7 +83,10 @@ func checkAddress(res *VerifyResult, from string) {
 		res.Reasons = append(res.Reasons, "warning: the message has no From address to compare with the signer's")
 		return
 	}
-	list, err := mail.ParseAddressList(from)
+	// Display names in charsets net/mail does not know must not hide the
+	// address, so undecodable encoded-words are taken as they are.
+	ap := mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil }}}
+	list, err := ap.ParseList(from)
 	if err != nil || len(list) == 0 {
 		res.Reasons = append(res.Reasons, fmt.Sprintf("warning: the From address %q cannot be parsed", from))
 		return
