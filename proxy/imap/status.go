@@ -208,8 +208,13 @@ func StripStatus(msg []byte) []byte {
 			pos = next
 			continue
 		}
-		colon := bytes.IndexByte(line, ':')
-		skipping = colon > 0 && isStatusName(line[:colon])
+		// Judged by the line's start, colon or not: a line a lenient
+		// client might still read as a field must not carry a statement.
+		name := line
+		if colon := bytes.IndexByte(line, ':'); colon >= 0 {
+			name = line[:colon]
+		}
+		skipping = isStatusName(name)
 		if skipping {
 			if out == nil {
 				out = make([]byte, 0, len(msg))

@@ -172,9 +172,12 @@ func (v *SMIMEViewer) View(ctx context.Context, key MessageKey, raw []byte) (*Vi
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Forged status fields go first: they must not reach the output, and
+	// an obsolete "Name :" spelling must not make the message unreadable.
+	raw = StripStatus(raw)
 	kind := smime.Classify(topContentType(raw))
 	if !isTopSMIME(kind) {
-		return &View{Raw: StripStatus(raw)}, nil
+		return &View{Raw: raw}, nil
 	}
 	roots, err := v.keys.TrustPool(ctx, key.User)
 	if err != nil {

@@ -1,0 +1,6 @@
+//go:build race
+
+package imap
+
+// svRace: the race detector slows byte-heavy tests about tenfold.
+const svRace = true
