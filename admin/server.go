@@ -194,7 +194,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &statusWriter{ResponseWriter: w}
 	rw.Header().Set("X-Request-Id", id)
 	rw.Header().Set("X-Content-Type-Options", "nosniff")
-	rw.Header().Set("Referrer-Policy", "no-referrer")
+	rw.Header().Set("Referrer-Policy", "same-origin")
 	rw.Header().Set("Cache-Control", "no-store")
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	r.Body = http.MaxBytesReader(rw, r.Body, s.opts.MaxRequestSize)
@@ -228,15 +228,21 @@ func isWrite(method string) bool {
 }
 
 // sameOrigin refuses what a browser marks as coming from another site.
-// Clients that are not browsers (curl, the CLI) send neither header.
+// Sec-Fetch-Site, which pages cannot forge, decides when present (a
+// browser may send "Origin: null" for its own forms); older browsers are
+// judged by Origin. Clients that are not browsers (curl, the CLI) send
+// neither header.
 func (s *Server) sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin", "none":
+		origin := r.Header.Get("Origin")
+		return origin == "" || origin == "null" || s.origins[strings.ToLower(origin)]
+	case "":
+		origin := r.Header.Get("Origin")
+		return origin == "" || s.origins[strings.ToLower(origin)]
 	default:
 		return false
 	}
-	origin := r.Header.Get("Origin")
-	return origin == "" || s.origins[strings.ToLower(origin)]
 }
 
 // allowedNames derives the Host and Origin allow-lists: the public URL's
