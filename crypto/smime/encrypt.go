@@ -65,10 +65,32 @@ func checkRecipientUsage(cert *x509.Certificate, need x509.KeyUsage, needName st
 // built in one buffer of its final size and the content is encrypted in
 // place there, so memory use is about one copy of the content.
 func EncryptEntity(entity []byte, to []Recipient, opts EncryptOptions) ([]byte, error) {
-	return encryptContent(content{head: entity}, to, opts)
+	p, err := encryptContent(content{head: entity}, to, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.finish(), nil
 }
 
-func encryptContent(c content, to []Recipient, opts EncryptOptions) ([]byte, error) {
+// pendingEnvelope is a complete envelope whose CBC content area may still
+// be plaintext: Encrypt encrypts it while writing (see
+// encryptAndWriteBase64), EncryptEntity all at once.
+type pendingEnvelope struct {
+	f   envelopeFrame
+	cbc cipher.BlockMode // nil when the content is already encrypted (GCM)
+}
+
+// finish encrypts what is left and returns the DER.
+func (p *pendingEnvelope) finish() []byte {
+	if p.cbc != nil {
+		ct := p.f.buf[p.f.start:p.f.end]
+		p.cbc.CryptBlocks(ct, ct)
+		p.cbc = nil
+	}
+	return p.f.buf
+}
+
+func encryptContent(c content, to []Recipient, opts EncryptOptions) (*pendingEnvelope, error) {
 	if len(to) == 0 {
 		return nil, ErrNoRecipients
 	}
@@ -133,20 +155,23 @@ func Encrypt(w io.Writer, msg []byte, to []Recipient, opts EncryptOptions) error
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	der, err := encryptContent(c, to, opts)
+	p, err := encryptContent(c, to, opts)
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
 	if err := Compose(w, outer, []byte(pkcs7MIMEHeader(opts.Cipher.AEAD()))); err != nil {
+		p.finish() // no plaintext is left lying in memory
 		return err
 	}
-	if err := writeBase64Body(w, der); err != nil {
+	if err := encryptAndWriteBase64(w, p); err != nil {
 		return fmt.Errorf("encrypt: write message: %w", err)
 	}
 	return nil
 }
 
-func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) ([]byte, error) {
+// sealEnveloped lays out an EnvelopedData with the padded plaintext in
+// place and returns it with the CBC encrypter still to run over it.
+func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) (*pendingEnvelope, error) {
 	ci, _ := c.info()
 	block, err := aes.NewCipher(cek)
 	if err != nil {
@@ -170,11 +195,10 @@ func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain conten
 	for i := size; i < len(ct); i++ {
 		ct[i] = byte(padLen)
 	}
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
-	return f.buf, nil
+	return &pendingEnvelope{f: f, cbc: cipher.NewCBCEncrypter(block, iv)}, nil
 }
 
-func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) ([]byte, error) {
+func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) (*pendingEnvelope, error) {
 	nonce := make([]byte, gcmNonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -185,5 +209,5 @@ func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) ([]byt
 	if err := sealGCM(cek, nonce, f); err != nil {
 		return nil, err
 	}
-	return f.buf, nil
+	return &pendingEnvelope{f: f}, nil
 }

