@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"golang.org/x/sync/semaphore"
 
 	"smimeproxy/crypto/smime"
 )
@@ -24,7 +25,9 @@ func (s *session) Data(r io.Reader) error {
 	if !s.inTx || len(s.rcpts) == 0 {
 		return reply(503, "5.5.1", "RCPT first")
 	}
-	raw, rerr := s.readMessage(r)
+	var held int64
+	defer func() { s.p.inFlight.Release(held) }()
+	raw, rerr := s.readMessage(&budgetReader{r: r, sem: s.p.inFlight, held: &held})
 	if rerr != nil {
 		return rerr
 	}
@@ -64,6 +67,9 @@ func (s *session) readMessage(r io.Reader) ([]byte, *gosmtp.SMTPError) {
 		return nil, errTooLarge
 	case errors.Is(err, gosmtp.ErrTooLongLine):
 		return nil, errLongLine
+	case errors.Is(err, errBusy):
+		s.log.Warn("message refused: in-flight memory budget exhausted")
+		return nil, reply(452, "4.3.1", "The proxy is busy with other messages; nothing was sent, try again shortly (session %s)", s.id)
 	}
 	s.log.Info("reading message failed", "err", err)
 	return nil, reply(451, "4.3.0", "Reading the message failed; nothing was sent (session %s)", s.id)
@@ -155,4 +161,27 @@ func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
 // authenticated mailbox, which signing requires.
 func (m *message) fromMatches(mailbox string) bool {
 	return mailbox != "" && len(m.from) == 1 && m.from[0] == mailbox
+}
+
+// errBusy: the proxy-wide budget of held message bytes is used up.
+var errBusy = errors.New("in-flight message budget exhausted")
+
+// budgetReader takes what it reads from the proxy-wide budget of held
+// message bytes, without waiting: waiting sessions holding part of the
+// budget each could block one another for good.
+type budgetReader struct {
+	r    io.Reader
+	sem  *semaphore.Weighted
+	held *int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		if !b.sem.TryAcquire(int64(n)) {
+			return n, errBusy
+		}
+		*b.held += int64(n)
+	}
+	return n, err
 }

@@ -74,4 +74,8 @@
 // memory while it is processed (never written to disk): the message, its
 // signed form and one encrypted copy at a time, each about the size of the
 // message; the base64 of an encrypted copy is streamed to the upstream.
+// Memory is bounded per message by SIZE and across sessions by
+// Options.MaxInFlightBytes: a message that would exceed the budget of held
+// bytes gets 452 4.3.1 (try again shortly) instead of waiting, so sessions
+// holding parts of the budget can never block one another.
 package smtp

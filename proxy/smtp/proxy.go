@@ -13,6 +13,7 @@ import (
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
+	"golang.org/x/sync/semaphore"
 
 	"smimeproxy/identity"
 	"smimeproxy/policy"
@@ -28,11 +29,12 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultMaxMessageBytes = 50 << 20
-	DefaultDialTimeout     = 15 * time.Second
-	DefaultCommandTimeout  = 2 * time.Minute
-	DefaultDataTimeout     = 10 * time.Minute
-	DefaultMaxRecipients   = 100
+	DefaultMaxMessageBytes  = 50 << 20
+	DefaultDialTimeout      = 15 * time.Second
+	DefaultCommandTimeout   = 2 * time.Minute
+	DefaultDataTimeout      = 10 * time.Minute
+	DefaultMaxRecipients    = 100
+	DefaultMaxInFlightBytes = 256 << 20
 )
 
 // Keys is what the proxy needs of the Digital IDs: the sending user's signing
@@ -63,10 +65,16 @@ type Options struct {
 	UpstreamTLSConfig *tls.Config // nil: system roots, ServerName from Upstream
 
 	MaxMessageBytes int64 // default DefaultMaxMessageBytes
-	MaxRecipients   int   // per message; default DefaultMaxRecipients
-	DialTimeout     time.Duration
-	CommandTimeout  time.Duration // per command, both sides
-	DataTimeout     time.Duration // reading or writing one message
+	// MaxInFlightBytes bounds the message bytes held by all sessions
+	// together (each held message costs about three times its size while it
+	// is signed and encrypted). A message that does not fit gets 452 4.3.1
+	// and the client retries. Default DefaultMaxInFlightBytes, at least
+	// MaxMessageBytes.
+	MaxInFlightBytes int64
+	MaxRecipients    int // per message; default DefaultMaxRecipients
+	DialTimeout      time.Duration
+	CommandTimeout   time.Duration // per command, both sides
+	DataTimeout      time.Duration // reading or writing one message
 
 	Keys   Keys
 	Policy policy.Policy
@@ -79,9 +87,10 @@ type Options struct {
 
 // Proxy is the submission proxy. Create it with NewProxy.
 type Proxy struct {
-	opts   Options
-	log    *slog.Logger
-	server *gosmtp.Server
+	opts     Options
+	log      *slog.Logger
+	server   *gosmtp.Server
+	inFlight *semaphore.Weighted // message bytes held, all sessions
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -116,6 +125,9 @@ func NewProxy(opts Options) (*Proxy, error) {
 	if opts.MaxMessageBytes <= 0 {
 		opts.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	if opts.MaxInFlightBytes <= 0 {
+		opts.MaxInFlightBytes = max(DefaultMaxInFlightBytes, opts.MaxMessageBytes)
+	}
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = DefaultMaxRecipients
 	}
@@ -141,7 +153,7 @@ func NewProxy(opts Options) (*Proxy, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{opts: opts, log: log.With("component", "smtp")}
+	p := &Proxy{opts: opts, log: log.With("component", "smtp"), inFlight: semaphore.NewWeighted(opts.MaxInFlightBytes)}
 
 	s := gosmtp.NewServer(gosmtp.BackendFunc(p.newSession))
 	s.Addr = opts.Listen
