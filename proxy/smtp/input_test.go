@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -108,5 +109,37 @@ func TestSMTPSmuggling(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBDAT: go-smtp offers CHUNKING (RFC 3030) whatever the backend; a
+// message sent in BDAT chunks goes through the same checks and crypto.
+func TestBDAT(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.raw(alice)
+	msg := hdr(alice) + "\r\nbody in two chunks\r\n"
+	r.cmd(250, "MAIL FROM:<"+alice+">")
+	r.cmd(250, "RCPT TO:<"+bob+">")
+	half := len(msg) / 2
+	r.conn.Write([]byte(fmt.Sprintf("BDAT %d\r\n%s", half, msg[:half])))
+	r.expect(250)
+	r.conn.Write([]byte(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg)-half, msg[half:])))
+	if code, text, err := r.tp.ReadResponse(250); err != nil {
+		t.Fatalf("BDAT LAST: %d %s %v", code, text, err)
+	}
+	envs := e.up.Envelopes()
+	if len(envs) != 1 {
+		t.Fatalf("%d envelopes upstream", len(envs))
+	}
+	if o := e.open(envs[0].Data, bob); !o.encrypted || !o.valid || !strings.Contains(string(o.entity), "body in two chunks") {
+		t.Errorf("BDAT message: encrypted=%v valid=%v", o.encrypted, o.valid)
+	}
+	// A bare LF is refused in chunks too.
+	bad := hdr(alice) + "\r\nbare\nLF\r\n"
+	r.cmd(250, "MAIL FROM:<"+alice+">")
+	r.cmd(250, "RCPT TO:<"+bob+">")
+	r.conn.Write([]byte(fmt.Sprintf("BDAT %d LAST\r\n%s", len(bad), bad)))
+	if code, _, _ := r.tp.ReadResponse(250); code != 554 {
+		t.Errorf("bare LF in BDAT: %d, want 554", code)
 	}
 }
