@@ -73,6 +73,11 @@ func (f *fakeUpstream) serve(conn net.Conn) {
 		case "SELECT", "EXAMINE":
 			resp = "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n* FLAGS (\\Seen)\r\n" + tag + " OK [READ-WRITE] selected\r\n"
 		case "FETCH":
+			if !strings.Contains(line, "BODY") {
+				// the proxy's first step: cheap items only
+				resp = "* 1 FETCH (UID 1 RFC822.SIZE 114)\r\n" + tag + " OK done\r\n"
+				break
+			}
 			resp = f.fetch(tag, line)
 			if resp == "" {
 				return // hang up

@@ -15,8 +15,9 @@ import (
 )
 
 // FETCH runs in two steps. First the cheap items the client asked for,
-// plus UID, RFC822.SIZE, BODYSTRUCTURE and — when an answer depends on
-// it — the header block, for the whole set in one upstream command. Then,
+// plus UID and RFC822.SIZE, for the whole set in one upstream command;
+// for messages the Viewer has not cached, BODYSTRUCTURE and — when an
+// answer depends on it — the header block in a second one. Then,
 // message by message: a message the Viewer needs (S/MIME at the top
 // level) is fetched whole (or found in the Viewer's cache), viewed, and
 // every item is answered from the view's bytes; any other message has its
@@ -42,35 +43,65 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if !needsBody(options) {
 		return s.fetchSimple(c, w, numSet, options)
 	}
+	// Step 1a: the cheap items of every message. A message the Viewer
+	// has cached needs nothing more: everything comes from its view.
 	first := &imap.FetchOptions{
-		UID:           true,
-		Flags:         options.Flags,
-		InternalDate:  options.InternalDate,
-		Envelope:      options.Envelope,
-		RFC822Size:    true,
-		BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
-		ModSeq:        options.ModSeq,
-	}
-	if needsHeader(options) {
-		first.BodySection = []*imap.FetchItemBodySection{headerSection}
+		UID:          true,
+		Flags:        options.Flags,
+		InternalDate: options.InternalDate,
+		Envelope:     options.Envelope,
+		RFC822Size:   true,
+		ModSeq:       options.ModSeq,
 	}
 	msgs, err := c.Fetch(numSet, first).Collect()
 	if err != nil {
 		return s.fail("FETCH", err)
 	}
-	return s.answer(c, w, msgs, options)
+	cached := make(map[imap.UID]*View)
+	var misses imap.UIDSet
+	for _, m := range msgs {
+		if v := s.p.viewer.Lookup(s.key(m.UID)); v != nil {
+			cached[m.UID] = v
+		} else {
+			misses.AddNum(m.UID)
+		}
+	}
+	// Step 1b: structure (and header) of the others.
+	if len(misses) > 0 {
+		second := &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}
+		if needsHeader(options) {
+			second.BodySection = []*imap.FetchItemBodySection{headerSection}
+		}
+		bufs, err := c.Fetch(misses, second).Collect()
+		if err != nil {
+			return s.fail("FETCH", err)
+		}
+		byUID := make(map[imap.UID]*imapclient.FetchMessageBuffer, len(bufs))
+		for _, b := range bufs {
+			byUID[b.UID] = b
+		}
+		for _, m := range msgs {
+			if b := byUID[m.UID]; b != nil {
+				m.BodyStructure, m.BodySection = b.BodyStructure, b.BodySection
+			}
+		}
+	}
+	return s.answer(c, w, msgs, cached, options)
 }
 
 // answer writes the client's FETCH responses for the messages of the
 // first step: messages the Viewer has cached first, then the plain ones
 // (upstream sections fetched for many messages in one command), then the
 // ones to be fetched whole and viewed (one command for all of them).
-func (s *session) answer(c *imapclient.Client, w *imapserver.FetchWriter, msgs []*imapclient.FetchMessageBuffer, options *imap.FetchOptions) error {
+func (s *session) answer(c *imapclient.Client, w *imapserver.FetchWriter, msgs []*imapclient.FetchMessageBuffer, views map[imap.UID]*View, options *imap.FetchOptions) error {
 	var plain, whole, cachedMsgs []*imapclient.FetchMessageBuffer
 	var cached []*View
 	for _, m := range msgs {
 		bs := m.BodyStructure
 		switch {
+		case views[m.UID] != nil:
+			cached = append(cached, views[m.UID])
+			cachedMsgs = append(cachedMsgs, m)
 		case !validStructure(bs, 0):
 			// A structure the proxy cannot trust or write back: learn it
 			// from the message itself.
@@ -80,12 +111,7 @@ func (s *session) answer(c *imapclient.Client, w *imapserver.FetchWriter, msgs [
 			s.log.Warn("S/MIME message larger than the limit passes unprocessed", "uid", m.UID, "size", m.RFC822Size)
 			plain = append(plain, m)
 		case s.p.viewer.Needed(bs):
-			if v := s.p.viewer.Lookup(s.key(m.UID)); v != nil {
-				cached = append(cached, v)
-				cachedMsgs = append(cachedMsgs, m)
-			} else {
-				whole = append(whole, m)
-			}
+			whole = append(whole, m)
 		default:
 			plain = append(plain, m)
 		}
