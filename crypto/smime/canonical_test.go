@@ -175,3 +175,33 @@ func TestIs7bit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCanonicalize: outgoing messages come from mail clients, so the
+// canonicaliser is a parser of outside input too. Its output must be
+// stable (canonicalising again changes nothing) and CRLF-only.
+func FuzzCanonicalize(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "canon", "*.in"))
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out, err := Canonicalize(in)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(out, ToCRLF(out)) {
+			t.Fatal("bare LF in canonical output")
+		}
+		again, err := Canonicalize(out)
+		if err != nil {
+			t.Fatalf("canonical output does not canonicalise: %v", err)
+		}
+		if !bytes.Equal(again, out) {
+			t.Fatalf("not stable:\n%q\n%q", out, again)
+		}
+	})
+}
