@@ -21,10 +21,17 @@ const minTokenLen = 16
 // processes starting at once agree) with 256 random bits in base64url.
 // A file others can read or write is refused: it is a credential.
 func LoadOrCreateToken(path string) (seal.Secret, error) {
-	data, err := os.ReadFile(path)
+	tok, err := ReadToken(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createToken(path)
 	}
+	return tok, err
+}
+
+// ReadToken reads the admin bearer credential from path without creating
+// it (the CLI's side); the error wraps fs.ErrNotExist when it is missing.
+func ReadToken(path string) (seal.Secret, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("admin token file: %w", err)
 	}
