@@ -68,7 +68,7 @@ type countingRecords struct {
 	tokenLookups atomic.Int32
 }
 
-func (c *countingRecords) Token(ctx context.Context, hash []byte) (TokenInfo, error) {
+func (c *countingRecords) Token(ctx context.Context, hash []byte) (tokenInfo, error) {
 	c.tokenLookups.Add(1)
 	return c.records.Token(ctx, hash)
 }

@@ -18,7 +18,7 @@ type memRecords struct {
 
 type memState struct {
 	settings map[string][]byte
-	tokens   map[string]TokenInfo
+	tokens   map[string]tokenInfo
 	ids      []idRecord
 	keys     []keyRecord
 	certs    []certRecord
@@ -27,7 +27,7 @@ type memState struct {
 }
 
 func newMemRecords() *memRecords {
-	return &memRecords{st: memState{settings: map[string][]byte{}, tokens: map[string]TokenInfo{}}}
+	return &memRecords{st: memState{settings: map[string][]byte{}, tokens: map[string]tokenInfo{}}}
 }
 
 func (s memState) clone() memState {
@@ -58,7 +58,7 @@ func (m *memRecords) SetSettingOnce(_ context.Context, name string, value []byte
 	return value, nil
 }
 
-func (m *memRecords) InsertToken(_ context.Context, t TokenInfo) error {
+func (m *memRecords) InsertToken(_ context.Context, t tokenInfo) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.st.tokens[string(t.Hash)]; ok {
@@ -68,12 +68,12 @@ func (m *memRecords) InsertToken(_ context.Context, t TokenInfo) error {
 	return nil
 }
 
-func (m *memRecords) Token(_ context.Context, hash []byte) (TokenInfo, error) {
+func (m *memRecords) Token(_ context.Context, hash []byte) (tokenInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.st.tokens[string(hash)]
 	if !ok {
-		return TokenInfo{}, errNotFound
+		return tokenInfo{}, errNotFound
 	}
 	return t, nil
 }
@@ -81,7 +81,7 @@ func (m *memRecords) Token(_ context.Context, hash []byte) (TokenInfo, error) {
 func (m *memRecords) PruneTokens(_ context.Context, before time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	maps.DeleteFunc(m.st.tokens, func(_ string, t TokenInfo) bool { return t.Expires.Before(before) })
+	maps.DeleteFunc(m.st.tokens, func(_ string, t tokenInfo) bool { return t.Expires.Before(before) })
 	return nil
 }
 

@@ -137,8 +137,8 @@ type records interface {
 	// what is stored afterwards (so concurrent first starts agree).
 	SetSettingOnce(ctx context.Context, name string, value []byte) ([]byte, error)
 
-	InsertToken(ctx context.Context, t TokenInfo) error
-	Token(ctx context.Context, hash []byte) (TokenInfo, error)
+	InsertToken(ctx context.Context, t tokenInfo) error
+	Token(ctx context.Context, hash []byte) (tokenInfo, error)
 	// PruneTokens deletes tokens that expired before before.
 	PruneTokens(ctx context.Context, before time.Time) error
 

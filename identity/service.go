@@ -256,7 +256,7 @@ func (s *Service) CreateToken(ctx context.Context, email string, purpose Purpose
 		return "", time.Time{}, err
 	}
 	now := s.clock.Now()
-	info := TokenInfo{Hash: tokenHash(key, data), Email: email, Purpose: purpose, Created: now, Expires: now.Add(ttl)}
+	info := tokenInfo{Hash: tokenHash(key, data), Email: email, Purpose: purpose, Created: now, Expires: now.Add(ttl)}
 	if err := s.rec.InsertToken(ctx, info); err != nil {
 		return "", time.Time{}, fmt.Errorf("store token for %s: %w", email, err)
 	}
@@ -301,28 +301,28 @@ func (s *Service) tokenSecret(ctx context.Context) ([]byte, error) {
 
 // redeemable checks a typed token for email and purpose without consuming
 // it: the check symbol first, then the store. It returns the token's hash.
-func (s *Service) redeemable(ctx context.Context, token Secret, email string, purpose Purpose) ([]byte, TokenInfo, error) {
+func (s *Service) redeemable(ctx context.Context, token Secret, email string, purpose Purpose) ([]byte, tokenInfo, error) {
 	data, err := tokenData(string(token))
 	if err != nil {
-		return nil, TokenInfo{}, err
+		return nil, tokenInfo{}, err
 	}
 	key, err := s.tokenSecret(ctx)
 	if err != nil {
-		return nil, TokenInfo{}, err
+		return nil, tokenInfo{}, err
 	}
 	hash := tokenHash(key, data)
 	info, err := s.rec.Token(ctx, hash)
 	if errors.Is(err, errNotFound) {
-		return nil, TokenInfo{}, ErrTokenUnknown
+		return nil, tokenInfo{}, ErrTokenUnknown
 	}
 	if err != nil {
-		return nil, TokenInfo{}, fmt.Errorf("look up token: %w", err)
+		return nil, tokenInfo{}, fmt.Errorf("look up token: %w", err)
 	}
 	if purpose == "" {
 		purpose = info.Purpose
 	}
 	if err := info.check(email, purpose, s.clock.Now()); err != nil {
-		return nil, TokenInfo{}, err
+		return nil, tokenInfo{}, err
 	}
 	return hash, info, nil
 }

@@ -100,16 +100,16 @@ func (s storeRecords) SetSettingOnce(ctx context.Context, name string, value []b
 	return s.st.InitSetting(ctx, name, value)
 }
 
-func (s storeRecords) InsertToken(ctx context.Context, t TokenInfo) error {
+func (s storeRecords) InsertToken(ctx context.Context, t tokenInfo) error {
 	return s.st.CreateToken(ctx, store.Token{Hash: t.Hash, Email: t.Email, Purpose: store.TokenPurpose(t.Purpose), CreatedAt: t.Created, ExpiresAt: t.Expires})
 }
 
-func (s storeRecords) Token(ctx context.Context, hash []byte) (TokenInfo, error) {
+func (s storeRecords) Token(ctx context.Context, hash []byte) (tokenInfo, error) {
 	t, err := s.st.GetToken(ctx, hash)
 	if err != nil {
-		return TokenInfo{}, notFound(err)
+		return tokenInfo{}, notFound(err)
 	}
-	return TokenInfo{Hash: t.Hash, Email: t.Email, Purpose: Purpose(t.Purpose), Created: t.CreatedAt, Expires: t.ExpiresAt, Used: t.UsedAt}, nil
+	return tokenInfo{Hash: t.Hash, Email: t.Email, Purpose: Purpose(t.Purpose), Created: t.CreatedAt, Expires: t.ExpiresAt, Used: t.UsedAt}, nil
 }
 
 func (s storeRecords) PruneTokens(ctx context.Context, before time.Time) error {

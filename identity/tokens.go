@@ -193,8 +193,8 @@ func tokenHash(serverSecret []byte, data string) []byte {
 	return m.Sum(nil)
 }
 
-// TokenInfo is what the store keeps about a token.
-type TokenInfo struct {
+// tokenInfo is what the store keeps about a token.
+type tokenInfo struct {
 	Hash    []byte
 	Email   string
 	Purpose Purpose
@@ -206,7 +206,7 @@ type TokenInfo struct {
 // check tells why a stored token cannot be redeemed for email and purpose at
 // now, or nil. Mailbox and purpose come first so a token for someone else
 // reveals nothing about that token's state.
-func (t TokenInfo) check(email string, purpose Purpose, now time.Time) error {
+func (t tokenInfo) check(email string, purpose Purpose, now time.Time) error {
 	switch {
 	case t.Email != email:
 		return ErrTokenWrongMailbox

@@ -151,14 +151,14 @@ func TestSecretNeverPrinted(t *testing.T) {
 
 func TestTokenInfoCheck(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	base := TokenInfo{Email: "a@example.test", Purpose: PurposeEnroll, Created: now.Add(-time.Hour), Expires: now.Add(time.Hour)}
+	base := tokenInfo{Email: "a@example.test", Purpose: PurposeEnroll, Created: now.Add(-time.Hour), Expires: now.Add(time.Hour)}
 	used := base
 	used.Used = now.Add(-time.Minute)
 	expired := base
 	expired.Expires = now
 	cases := []struct {
 		name    string
-		info    TokenInfo
+		info    tokenInfo
 		email   string
 		purpose Purpose
 		want    error
