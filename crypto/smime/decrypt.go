@@ -72,7 +72,10 @@ func Decrypt(msg []byte, keys []KeyPair) (*Decrypted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decrypt: %w", err)
 	}
-	d.Entity = dropMIMEVersion(ToCRLF(d.Entity))
+	if bareLFs(d.Entity) > 0 { // a fast scan; ToCRLF's loop is byte by byte
+		d.Entity = ToCRLF(d.Entity)
+	}
+	d.Entity = dropMIMEVersion(d.Entity)
 	d.Header = outer
 	return d, nil
 }

@@ -2,6 +2,7 @@ package smime
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -295,4 +296,40 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 	}
 	f.left -= len(p)
 	return len(p), nil
+}
+
+func TestDecodeBase64Body(t *testing.T) {
+	data := bytes.Repeat([]byte("any carnal pleasure."), 20)
+	std := base64.StdEncoding.EncodeToString(data)
+	wrap := func(s string, n int, eol string) string {
+		var b strings.Builder
+		for len(s) > n {
+			b.WriteString(s[:n] + eol)
+			s = s[n:]
+		}
+		b.WriteString(s + eol)
+		return b.String()
+	}
+	good := map[string]string{
+		"76 CRLF":          wrap(std, 76, "\r\n"),
+		"64 LF":            wrap(std, 64, "\n"),
+		"odd width 73":     wrap(std, 73, "\r\n"),
+		"one line":         std,
+		"trailing blanks":  wrap(std, 76, "\r\n") + "\r\n\r\n",
+		"spaces in a line": wrap(std[:40]+" "+std[40:], 77, "\r\n"),
+	}
+	for name, in := range good {
+		got, err := decodeBase64Body([]byte(in))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, in := range map[string]string{
+		"garbage":            "!!!!\r\n",
+		"data after padding": "QQ==\r\nQUJD\r\n",
+	} {
+		if _, err := decodeBase64Body([]byte(in)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: want ErrMalformed, got %v", name, err)
+		}
+	}
 }

@@ -242,19 +242,14 @@ func envelopeBody(msg []byte) (Header, []byte, bool, error) {
 	}
 	switch enc := ent.Encoding(); enc {
 	case "base64":
-		der := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
-		n, err := base64.StdEncoding.Decode(der, body) // skips CR and LF
+		der, err := decodeBase64Body(body)
 		if err != nil {
-			// Rarer breakage (spaces, tabs): the tolerant decoder.
-			if der, err = DecodeBase64(body); err != nil {
-				return nil, nil, false, fmt.Errorf("%w: %v", ErrMalformed, err)
-			}
-			n = len(der)
+			return nil, nil, false, err
 		}
-		if n == 0 {
+		if len(der) == 0 {
 			return nil, nil, false, fmt.Errorf("%w: empty body", ErrMalformed)
 		}
-		return outer, der[:n], true, nil
+		return outer, der, true, nil
 	case "binary", "8bit", "7bit":
 		if len(body) == 0 {
 			return nil, nil, false, fmt.Errorf("%w: empty body", ErrMalformed)
@@ -315,4 +310,45 @@ func dropMIMEVersion(entity []byte) []byte {
 	start := len(head) - len(kept)
 	copy(entity[start:], kept)
 	return entity[start:]
+}
+
+// decodeBase64Body decodes a base64 body into one buffer. Line by line is
+// the fast path (the decoder's 8-character loop stops at every line
+// break); lines that do not hold whole quanta, or stray white space, fall
+// back to decoding the whole body, then to the tolerant DecodeBase64.
+func decodeBase64Body(body []byte) ([]byte, error) {
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
+	n, ok := 0, true
+	for rest := body; len(rest) > 0 && ok; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue
+		}
+		if len(line)%4 != 0 {
+			ok = false
+			break
+		}
+		m, err := base64.StdEncoding.Decode(out[n:], line)
+		n += m
+		// Padding ends the data: only empty lines may follow.
+		ok = err == nil && (line[len(line)-1] != '=' || len(bytes.TrimSpace(rest)) == 0)
+	}
+	if ok {
+		return out[:n], nil
+	}
+	n, err := base64.StdEncoding.Decode(out, body) // skips CR and LF
+	if err == nil {
+		return out[:n], nil
+	}
+	der, err := DecodeBase64(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return der, nil
 }
