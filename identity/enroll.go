@@ -69,7 +69,19 @@ func (s *Service) Enroll(ctx context.Context, req EnrollRequest) (*EnrollResult,
 	if err != nil {
 		return nil, err
 	}
+	// Guessing tokens from one address is slowed down like guessing
+	// passwords (a token has 120 bits; this protects the store, mostly).
+	var guessKey []string
+	if req.ClientAddr != "" {
+		guessKey = []string{"token:" + req.ClientAddr}
+		if w := s.backoff.wait(guessKey...); w > 0 {
+			return nil, &RetryError{After: w}
+		}
+	}
 	hash, info, err := s.redeemable(ctx, req.Token, email, req.Purpose)
+	if errors.Is(err, ErrTokenUnknown) {
+		s.backoff.fail(guessKey...)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,15 @@ func TestTokenRedemptionErrors(t *testing.T) {
 	if _, err := f.svc.Enroll(ctx, req(unknown)); !errors.Is(err, ErrTokenUnknown) {
 		t.Fatalf("unknown: %v", err)
 	}
+	// Guessing from one address is slowed down; other addresses are not.
+	guess := req(unknown)
+	guess.ClientAddr = "203.0.113.9"
+	f.svc.Enroll(ctx, guess)
+	var re *RetryError
+	if _, err := f.svc.Enroll(ctx, guess); !errors.As(err, &re) || re.After != time.Second {
+		t.Fatalf("second unknown token from one address: %v", err)
+	}
+	f.clk.Advance(time.Second)
 	bobs := f.token(t, "bob@example.test", PurposeEnroll)
 	if _, err := f.svc.Enroll(ctx, req(bobs)); !errors.Is(err, ErrTokenWrongMailbox) {
 		t.Fatalf("wrong mailbox: %v", err)
