@@ -2,12 +2,17 @@ package smtp
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
 	"smimeproxy/internal/mailtest"
+	"smimeproxy/policy"
 )
 
 // assertNoClear fails when marker appears in any transaction the upstream
@@ -151,4 +156,42 @@ func sendRcptRefused(t *testing.T, c *gosmtp.Client, msg string) error {
 		t.Fatalf("message to the remaining recipient: %v", err)
 	}
 	return refusal
+}
+
+// TestUpstreamTimeout: an upstream that does not answer the end of DATA
+// within DataTimeout gives 451 4.4.2, not 250, and the session says so for
+// later commands instead of hanging.
+func TestUpstreamTimeout(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	p, err := NewProxy(Options{
+		ListenTLS: TLSNone, Upstream: e.up.SMTPAddr(), UpstreamTLS: TLSNone, DataTimeout: 300 * time.Millisecond,
+		Keys: e.ids, Policy: policy.Policy{Sign: policy.Always, Encrypt: policy.WhenPossible},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(e.ctx, l)
+	t.Cleanup(func() { p.Close() })
+	c := e.clientAt(l.Addr().String(), alice)
+	if err := e.up.SetFault(mailtest.Fault{DataDelay: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	defer e.up.SetFault(mailtest.Fault{})
+	start := time.Now()
+	err = send(c, alice, []string{bob}, compose(alice, bob, "", "", "slow", "SECRET-slow"))
+	if smtpCode(err) != 451 || !strings.Contains(err.Error(), "4.4.2") && !strings.Contains(err.Error(), "lost") {
+		t.Fatalf("upstream silent after DATA: %v, want 451 4.4.2", err)
+	}
+	if d := time.Since(start); d > 1200*time.Millisecond {
+		t.Errorf("reply took %v; the DataTimeout is 300ms", d)
+	}
+	if err := c.Mail(alice, nil); smtpCode(err) != 451 {
+		t.Errorf("MAIL after a lost upstream: %v, want 451", err)
+	}
+	assertNoClear(t, e.up.Transactions(), "SECRET-slow")
 }
