@@ -2,6 +2,7 @@ package smime
 
 import (
 	"bytes"
+	"crypto/x509"
 	"os/exec"
 	"slices"
 	"strings"
@@ -127,6 +128,29 @@ func TestVerifyOpenSSLSignatures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifySignerCertificateLeftOut: openssl -nocerts sends no
+// certificates; the signer's, given in Intermediates, is found there.
+func TestVerifySignerCertificateLeftOut(t *testing.T) {
+	bin := mailtest.LookTool(t, "openssl", "openssl")
+	pki := mailtest.NewPKI(t)
+	u := pki.User(t, "alice@example.test", mailtest.RSA)
+	files := writeSigFiles(t, pki, u)
+	out, err := sigOpenSSL(t, bin, []byte("Content-Type: text/plain\r\n\r\nno certificates\r\n"),
+		"cms", "-sign", "-nocerts", "-signer", files.user.SignCert, "-inkey", files.user.SignKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := append([]byte("From: alice@example.test\r\n"), out...)
+	res, err := Verify(msg, VerifyOptions{Roots: pki.Roots()})
+	if err != nil || res.Valid || res.Signer != nil {
+		t.Fatalf("without the certificate: err %v, result %+v", err, res)
+	}
+	res, err = Verify(msg, VerifyOptions{Roots: pki.Roots(), Intermediates: []*x509.Certificate{u.SignCert, pki.Intermediate}})
+	if err != nil || !res.Valid {
+		t.Fatalf("with the certificate: err %v, reasons %v", err, res.Reasons)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -26,7 +27,8 @@ var (
 type VerifyOptions struct {
 	Roots *x509.CertPool // trusted roots; nil trusts nothing
 	// Intermediates are used for chain building besides the certificates
-	// the message carries.
+	// the message carries, and to find a signer (or encryption)
+	// certificate the message left out.
 	Intermediates []*x509.Certificate
 	Now           time.Time // zero means time.Now()
 	From          string    // address to compare with the signer's; default: the From header
@@ -131,16 +133,19 @@ func verifyParsed(e *Entity, from string, opts VerifyOptions) (*VerifyResult, er
 		res.Entity = content
 	}
 	res.Certificates = sd.certificates
+	// A sender may leave its certificate out (openssl -nocerts) when the
+	// receiver has it already; opts.Intermediates can supply it.
+	known := append(slices.Clip(sd.certificates), opts.Intermediates...)
 	sigOK := true
 	for i := range sd.signers {
 		si := &sd.signers[i]
-		cert, ok, reasons, weak := checkSignerInfo(sd.certificates, si, content)
+		cert, ok, reasons, weak := checkSignerInfo(known, si, content)
 		res.Reasons = append(res.Reasons, reasons...)
 		res.Weak = append(res.Weak, weak...)
 		sigOK = sigOK && ok
 		if i == 0 {
 			res.Signer = cert
-			readAttributes(res, si.attrs, sd.certificates)
+			readAttributes(res, si.attrs, known)
 		}
 	}
 	if res.Signer == nil {
