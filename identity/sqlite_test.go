@@ -3,8 +3,10 @@ package identity
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"smimeproxy/store/sqlite"
@@ -92,4 +94,41 @@ func TestSQLiteNoSecretsInDatabaseFile(t *testing.T) {
 	}
 	secretScan(t, "the database file", raw, secrets)
 	secretScan(t, "the logs", f.logs.Bytes(), secrets)
+}
+
+// Two different enrol tokens for one mailbox redeemed at once: one
+// Digital ID; the loser's transaction rolls back, so its token stays
+// unused (and redeemable after a revocation).
+func TestSQLiteTwoTokensOneMailbox(t *testing.T) {
+	f, _ := sqliteFixture(t)
+	ctx := context.Background()
+	const alice = "alice@example.test"
+	toks := []Secret{f.token(t, alice, PurposeEnroll), f.token(t, alice, PurposeEnroll)}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, tok := range toks {
+		wg.Go(func() {
+			_, errs[i] = f.svc.Enroll(ctx, EnrollRequest{Email: alice, Token: tok, Name: "A", Password: "correct horse"})
+		})
+	}
+	wg.Wait()
+	loser := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrAlreadyEnrolled):
+			loser = i
+		default:
+			t.Fatalf("token %d: %v", i, err)
+		}
+	}
+	if loser < 0 {
+		t.Fatal("both enrolments succeeded for one mailbox")
+	}
+	if err := f.svc.Revoke(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Enroll(ctx, EnrollRequest{Email: alice, Token: toks[loser], Name: "A", Password: "correct horse"}); err != nil {
+		t.Fatalf("the losing token was spent: %v", err)
+	}
 }
