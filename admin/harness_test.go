@@ -115,6 +115,8 @@ type harness struct {
 	ca     *ca.CA
 	logs   *syncBuffer
 	dbPath string
+	// replies collects every reply's headers and body, for the secrets scan.
+	replies bytes.Buffer
 }
 
 // newHarness runs a real identity.Service on SQLite behind the endpoint.
@@ -230,6 +232,10 @@ func (h *harness) do(c call) reply {
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if c.path != "/api/v1/tokens" { // the one reply meant to carry a token
+		_ = resp.Header.Write(&h.replies)
+		h.replies.Write(data)
 	}
 	return reply{status: resp.StatusCode, header: resp.Header, body: data}
 }
