@@ -94,7 +94,7 @@ func replyFor(err error, reqID string) *Error {
 	if errors.As(err, &retry) {
 		secs := int((retry.After + time.Second - 1) / time.Second)
 		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts",
-			Message:    fmt.Sprintf("too many wrong passwords: wait %d seconds before trying again", secs),
+			Message:    fmt.Sprintf("too many failed attempts: wait %d seconds before trying again", secs),
 			RetryAfter: retry.After}
 	}
 	for _, m := range sentinels {

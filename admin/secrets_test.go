@@ -109,8 +109,8 @@ func TestNoSecretInRepliesOrLogs(t *testing.T) {
 		"alice ID password": []byte(aliceID), "bob ID password": []byte(bobID),
 		"PKCS#12 password": []byte(p12PW), "enrol token": []byte(tok), "recovery token": []byte(recoverTok),
 		"enrol token, compact": []byte(strings.ReplaceAll(tok, "-", "")),
-		"admin bearer": []byte(adminToken),
-		"imported key DER": keyDER, "imported key base64": []byte(base64.StdEncoding.EncodeToString(keyDER)[:64]),
+		"admin bearer":         []byte(adminToken),
+		"imported key DER":     keyDER, "imported key base64": []byte(base64.StdEncoding.EncodeToString(keyDER)[:64]),
 		"imported key hex": []byte(hex.EncodeToString(keyDER)[:64]),
 	}
 	db, err := os.ReadFile(h.dbPath)
