@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -41,7 +42,7 @@ type VerifyResult struct {
 	Signer       *x509.Certificate
 	Chain        []*x509.Certificate // signer first, root last; nil without a chain
 	Valid        bool
-	Reasons      []string // why not valid, plus warnings (address, weak algorithms)
+	Reasons      []string // why not valid; warnings (address, signing time) start with "warning:"
 	FromMatches  bool     // the From address is one of the signer certificate's addresses
 	Weak         []string // weak algorithms used: "SHA-1 digest", "RSA-1024 key", …
 	Certificates []*x509.Certificate
@@ -186,12 +187,30 @@ func signatureBytes(e *Entity) ([]byte, error) {
 // tells signed-data from enveloped-data (RFC 8551 §3.2.2).
 func entityKind(e *Entity) Kind {
 	kind := Classify(e.Header.Get("Content-Type"))
-	if (kind == Enveloped || kind == Unknown) && e.Params["smime-type"] == "" {
-		if d, err := signatureBytes(e); err == nil && isSignedData(d) {
-			return SignedOpaque
-		}
+	if (kind == Enveloped || kind == Unknown) && e.Params["smime-type"] == "" && isSignedData(sniff(e)) {
+		return SignedOpaque
 	}
 	return kind
+}
+
+// sniff returns the first bytes of an entity's decoded body, decoding no
+// more base64 than that.
+func sniff(e *Entity) []byte {
+	const n = 32
+	if e.Encoding() != "base64" {
+		return e.RawBody[:min(len(e.RawBody), n)]
+	}
+	var b64 []byte
+	for _, c := range e.RawBody {
+		if len(b64) == n*4/3 {
+			break
+		}
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			b64 = append(b64, c)
+		}
+	}
+	out, _ := base64.StdEncoding.DecodeString(string(b64[:len(b64)/4*4]))
+	return out
 }
 
 // isSignedData reports whether a (BER or DER) ContentInfo holds SignedData.
