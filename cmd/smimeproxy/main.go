@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"smimeproxy/crypto/smime"
 )
 
 // Exit codes shared by every subcommand.
@@ -47,6 +49,8 @@ func topCommands() map[string]command {
 }
 
 func main() {
+	// The S/MIME library's algorithm choices are process-wide; set them once.
+	smime.ConfigureLibrary()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, stdio{os.Stdin, os.Stdout, os.Stderr}, "smimeproxy", topCommands(), os.Args[1:])
 	stop()
