@@ -186,7 +186,25 @@ func isStatusName(name []byte) bool {
 // their folded continuation lines. Everything else, including the body
 // and the line ends, stays byte for byte; msg itself is returned when
 // nothing is removed.
-func StripStatus(msg []byte) []byte {
+func StripStatus(msg []byte) []byte { return dropFields(msg, isStatusName) }
+
+// contentFieldsOnly returns a decrypted or unwrapped entity with only its
+// Content-* header fields (RFC 2045). Any other field there would join
+// the outer ones at the top of the view, where a second From, Sender or
+// Subject from inside the signature could be shown in place of the one
+// the status speaks about.
+func contentFieldsOnly(entity []byte) []byte {
+	return dropFields(entity, func(name []byte) bool {
+		name = bytes.TrimRight(name, " \t")
+		return len(name) < 8 || !strings.EqualFold(string(name[:8]), "content-")
+	})
+}
+
+// dropFields removes from the header block at the start of msg every
+// field whose name drop selects, with its continuation lines. A line
+// without a colon is judged by its start: a line a lenient client might
+// still read as a field must not carry anything the proxy removes.
+func dropFields(msg []byte, drop func(name []byte) bool) []byte {
 	var out []byte // nil until the first removal
 	pos := 0       // start of the current line
 	kept := 0      // msg[kept:pos] is pending, not yet copied to out
@@ -208,13 +226,11 @@ func StripStatus(msg []byte) []byte {
 			pos = next
 			continue
 		}
-		// Judged by the line's start, colon or not: a line a lenient
-		// client might still read as a field must not carry a statement.
 		name := line
 		if colon := bytes.IndexByte(line, ':'); colon >= 0 {
 			name = line[:colon]
 		}
-		skipping = isStatusName(name)
+		skipping = drop(name)
 		if skipping {
 			if out == nil {
 				out = make([]byte, 0, len(msg))

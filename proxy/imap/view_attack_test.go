@@ -231,3 +231,54 @@ func TestSignatureFromMismatchNeverValidByFrom(t *testing.T) {
 		}
 	}
 }
+
+// "Johnny, you are fired" (header confusion): fields inside the signed
+// or encrypted entity — a second From, Sender, Subject — must not join
+// the outer fields, where a client might show them instead of the From
+// the status speaks about.
+func TestInnerFieldsCannotSpoofFrom(t *testing.T) {
+	w := newSVWorld(t)
+	inner := []byte("From: alice@example.test\r\nTo: bob@example.test\r\nSubject: plans\r\n" +
+		"Content-Type: text/plain\r\n\r\n" + svSecret + "\r\n")
+	// The entity alice signs carries its own From and Sender.
+	_, entity, err := smime.SplitMessage(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoofEntity := append([]byte("From: ceo@example.test\r\nSender: ceo@example.test\r\nSubject: raise\r\n"), entity...)
+	outer := []byte("From: alice@example.test\r\nTo: bob@example.test\r\nSubject: plans\r\nMIME-Version: 1.0\r\n")
+	signedEntity, err := smime.SignEntity(spoofEntity, smime.SignOptions{Cert: w.alice.SignCert, Key: w.alice.SignKey,
+		Chain: w.alice.Chain, Opaque: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opaque := append(append([]byte{}, outer...), signedEntity...)
+	der, err := smime.EncryptEntity(spoofEntity, []smime.Recipient{{Cert: w.bob.EncCert}}, smime.EncryptOptions{Cipher: smime.AES256GCM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypted := svJoin(append(append([]byte{}, outer...),
+		"Content-Type: application/pkcs7-mime; smime-type=authEnveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n"...), der)
+	for name, raw := range map[string][]byte{
+		"opaque signed":         opaque,
+		"encrypted":             encrypted,
+		"opaque then encrypted": svEncrypt(t, opaque, smime.AES256GCM, w.bob),
+	} {
+		view, err := w.viewer(t, 0).View(context.Background(), svKey(1), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		froms := svHeaderFields(view.Raw, "From")
+		if len(froms) != 1 || froms[0] != "From: alice@example.test" {
+			t.Errorf("%s: From fields %q", name, froms)
+		}
+		for _, f := range []string{"Sender", "Subject: raise"} {
+			if len(svHeaderFields(view.Raw, f)) != 0 {
+				t.Errorf("%s: inner %s reached the top", name, f)
+			}
+		}
+		if !bytes.Contains(view.Raw, []byte(svSecret)) {
+			t.Errorf("%s: content lost", name)
+		}
+	}
+}

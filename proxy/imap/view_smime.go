@@ -300,6 +300,7 @@ func signerAddress(sig *smime.VerifyResult, from string) string {
 // top level the message passes byte for byte (status field added, forged
 // ones removed); inside an envelope the decrypted multipart/signed is
 // kept. Otherwise the innermost entity follows the outer header fields.
+// Only the entity's Content-* fields join the outer ones.
 func render(st Status, raw []byte, o *smime.Opened) []byte {
 	keep := -1
 	for i := len(o.Layers) - 1; i >= 0; i-- {
@@ -322,7 +323,7 @@ func render(st Status, raw []byte, o *smime.Opened) []byte {
 			entity = prev.Verify.Entity
 		}
 	}
-	entity = StripStatus(entity)
+	entity = contentFieldsOnly(entity)
 	var b bytes.Buffer
 	b.Grow(len(entity) + 4096)
 	b.WriteString(StatusHeader + ": " + st.String() + "\r\n")
