@@ -57,7 +57,7 @@ func runSmimeVerify(_ context.Context, s stdio, args []string) int {
 		if len(addrs) > 0 {
 			addr = strings.Join(addrs, ", ")
 		}
-		fmt.Fprintf(s.err, "signer: %s <%s>\n", res.Signer.Subject, addr)
+		fmt.Fprintf(s.err, "signer: %s <%s>\n", subjectName(res.Signer), addr)
 		if !res.SigningTime.IsZero() {
 			fmt.Fprintf(s.err, "signed at: %s\n", res.SigningTime.UTC().Format("2006-01-02 15:04:05 MST"))
 		}
@@ -77,4 +77,18 @@ func runSmimeVerify(_ context.Context, s stdio, args []string) int {
 		return fail(err)
 	}
 	return exitOK
+}
+
+// subjectName gives a readable subject: common name and organisation
+// (Go's Name.String prints an emailAddress attribute as hex).
+func subjectName(c *x509.Certificate) string {
+	parts := []string{}
+	if c.Subject.CommonName != "" {
+		parts = append(parts, c.Subject.CommonName)
+	}
+	parts = append(parts, c.Subject.Organization...)
+	if len(parts) == 0 {
+		return c.Subject.String()
+	}
+	return strings.Join(parts, ", ")
 }
