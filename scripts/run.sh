@@ -1,16 +1,8 @@
 #!/usr/bin/env bash
-# What `make run` shows: the demo once it exists; until then the parts that are real.
+# What `make run` shows: the one-command demo (in-process mail server, both
+# proxies, admin endpoint, demo users). Extra arguments go to `smimeproxy demo`,
+# e.g. `./scripts/run.sh bin/smimeproxy -dir /tmp/demo`.
 set -euo pipefail
 bin=${1:-bin/smimeproxy}
-"$bin" version
-if "$bin" demo -h >/dev/null 2>&1; then
-  exec "$bin" demo
-fi
-echo
-echo "== smimeproxy config test -config config.example.toml"
-"$bin" config test -config config.example.toml || true
-for verb in sign verify encrypt decrypt; do
-  echo
-  echo "== smimeproxy smime $verb -h"
-  "$bin" smime "$verb" -h || true
-done
+shift || true
+exec "$bin" demo "$@"
