@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -193,17 +194,23 @@ func (r *relay) syncVia(b *testing.B, addr, mailbox string, want int) syncResult
 		b.Fatalf("%s: %d headers, %v", mailbox, len(heads), err)
 	}
 	cmd := c.Fetch(all, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	n := 0
+	n, plain := 0, 0
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			if sec, ok := item.(imapclient.FetchItemDataBodySection); ok && sec.Literal != nil {
-				io.Copy(io.Discard, sec.Literal)
+				body, _ := io.ReadAll(sec.Literal)
+				if bytes.Contains(body, []byte("quick brown fox")) {
+					plain++
+				}
 				n++
 			}
 		}
 	}
 	if err := cmd.Close(); err != nil || n != want {
 		b.Fatalf("%s: %d bodies, %v", mailbox, n, err)
+	}
+	if addr != r.addr && plain != want {
+		b.Fatalf("%s through the proxy: %d of %d bodies in plaintext", mailbox, plain, want)
 	}
 	c.Logout().Wait()
 	c.Close()
