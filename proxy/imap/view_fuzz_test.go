@@ -65,3 +65,44 @@ func FuzzView(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStripStatus checks the header filter on its own: no header line of
+// the result starts with a reserved name, the body after the header
+// block is untouched, the result is the input with whole lines removed,
+// and filtering again changes nothing.
+func FuzzStripStatus(f *testing.F) {
+	for _, s := range []string{
+		"From: a@example.test\r\nSubject: x\r\n\r\nbody\r\n",
+		"Smimeproxy-Status: decrypted\r\n folded\r\nFrom: a\r\n\r\nSmimeproxy-Status: body\r\n",
+		"smimeproxy-x\nFrom: a\n\tcont\n\n",
+		"SMIMEPROXY-STATUS \t: x\r\n",
+		"From: a\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := StripStatus(in)
+		n := headerEnd(out)
+		for _, line := range bytes.SplitAfter(out[:n], []byte("\n")) {
+			if len(line) > 0 && line[0] != ' ' && line[0] != '\t' && isStatusName(line[:min(len(line), len(statusPrefix))]) {
+				t.Fatalf("reserved line %q kept", line)
+			}
+		}
+		if !bytes.Equal(out[n:], in[headerEnd(in):]) {
+			t.Fatal("body changed")
+		}
+		// out is in with some lines removed: walk in's lines and match.
+		rest := out
+		for _, line := range bytes.SplitAfter(in, []byte("\n")) {
+			if bytes.HasPrefix(rest, line) {
+				rest = rest[len(line):]
+			}
+		}
+		if len(rest) != 0 {
+			t.Fatalf("output is not the input minus whole lines: %q left", rest)
+		}
+		if again := StripStatus(out); !bytes.Equal(again, out) {
+			t.Fatal("not idempotent")
+		}
+	})
+}
