@@ -107,7 +107,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *fakeClock
 	srv    *httptest.Server
 	h      *Server
@@ -120,7 +120,7 @@ type harness struct {
 }
 
 // newHarness runs a real identity.Service on SQLite behind the endpoint.
-func newHarness(t *testing.T, adjust ...func(*Options)) *harness {
+func newHarness(t testing.TB, adjust ...func(*Options)) *harness {
 	t.Helper()
 	c, dir := testCA(t)
 	logs := &syncBuffer{}
@@ -181,7 +181,7 @@ func (r reply) errCode() string {
 	return e.Error.Code
 }
 
-func (r reply) decode(t *testing.T, v any) {
+func (r reply) decode(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)

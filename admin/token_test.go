@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io/fs"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"smimeproxy/config"
 )
 
 func TestLoadOrCreateToken(t *testing.T) {
@@ -109,5 +112,31 @@ func TestServeStopsWithContext(t *testing.T) {
 	}
 	if err := ListenAndServe(context.Background(), "0.0.0.0:0", h.h, ServeOptions{}); !errors.Is(err, ErrPlaintextRemote) {
 		t.Fatalf("ListenAndServe on 0.0.0.0 without TLS: %v", err)
+	}
+}
+
+func TestOptionsFromConfig(t *testing.T) {
+	cfg := config.Default()
+	cfg.Admin.TokenFile = filepath.Join(t.TempDir(), "admin.token")
+	cfg.Admin.PublicURL = "https://gw.example.org"
+	cfg.Admin.SessionTTL = config.Duration(20 * time.Minute)
+	cfg.Admin.MaxRequestSize = 4096
+	cfg.Keys.RememberMax = config.Duration(3 * time.Hour)
+	o, err := OptionsFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, err := ReadToken(cfg.Admin.TokenFile)
+	if err != nil || o.AdminToken != onDisk || o.PublicURL != cfg.Admin.PublicURL || o.SessionTTL != 20*time.Minute ||
+		o.MaxRequestSize != 4096 || o.RememberMax != 3*time.Hour || o.RememberDefault != cfg.Keys.RememberDefault.Std() {
+		t.Fatalf("options %+v (token file: %v)", o, err)
+	}
+	cfg.Admin.ListenTLS = config.TLSImplicit
+	if _, err := ServeOptionsFromConfig(cfg, nil); err == nil {
+		t.Fatal("implicit TLS without a certificate accepted")
+	}
+	so, err := ServeOptionsFromConfig(cfg, &tls.Config{})
+	if err != nil || so.TLS == nil {
+		t.Fatalf("serve options: %+v %v", so, err)
 	}
 }
