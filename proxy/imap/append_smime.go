@@ -31,7 +31,7 @@ func (v *SMIMEViewer) AppendTransform(ctx context.Context, user, mailbox string,
 	}
 	keys, err := v.keys.DecryptionKeys(ctx, user)
 	switch {
-	case errors.Is(err, identity.ErrNoIdentity):
+	case errors.Is(err, identity.ErrNoIdentity) || errors.Is(err, identity.ErrBadEmail):
 		return raw, nil
 	case err != nil:
 		return nil, fmt.Errorf("append to %s: %w", mailbox, err)

@@ -24,6 +24,7 @@ type svKeys struct {
 	roots     *x509.CertPool
 	locked    bool
 	noID      bool
+	keyErr    error // when set, DecryptionKeys fails with it
 	keyCalls  int
 	harvested []*smime.VerifyResult
 }
@@ -33,6 +34,8 @@ func (k *svKeys) DecryptionKeys(_ context.Context, user string) ([]smime.KeyPair
 	defer k.mu.Unlock()
 	k.keyCalls++
 	switch {
+	case k.keyErr != nil:
+		return nil, fmt.Errorf("keys of %s: %w", user, k.keyErr)
 	case k.noID:
 		return nil, fmt.Errorf("keys of %s: %w", user, identity.ErrNoIdentity)
 	case k.locked:

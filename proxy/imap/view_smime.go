@@ -222,11 +222,19 @@ func (v *SMIMEViewer) keyFailure(key MessageKey, raw []byte, err error) (*View, 
 	if errors.Is(err, identity.ErrLocked) {
 		return nil, fmt.Errorf("view message %d: %w", key.UID, err)
 	}
-	if errors.Is(err, identity.ErrNoIdentity) || errors.Is(err, identity.ErrPendingTrust) {
+	if noDigitalID(err) {
 		// Not cached: after enrolment the message decrypts.
 		return &View{Raw: withStatus(Status{Failed: "no-digital-id"}, raw)}, nil
 	}
 	return nil, fmt.Errorf("view message %d: keys: %w", key.UID, err)
+}
+
+// noDigitalID reports whether err means the mailbox has no usable
+// Digital ID: none enrolled, its root not accepted yet, or a login that
+// is not an address (such a mailbox can have none).
+func noDigitalID(err error) bool {
+	return errors.Is(err, identity.ErrNoIdentity) || errors.Is(err, identity.ErrPendingTrust) ||
+		errors.Is(err, identity.ErrBadEmail)
 }
 
 func (v *SMIMEViewer) put(key MessageKey, view *View, needKey bool) {

@@ -173,18 +173,26 @@ func TestViewLockedKey(t *testing.T) {
 
 func TestViewWithoutDigitalID(t *testing.T) {
 	w := newSVWorld(t)
-	w.keys.noID = true
-	v := w.viewer(t, 0)
 	raw := svEncrypt(t, svPlain("alice@example.test"), smime.AES256CBC, w.bob)
-	view, err := v.View(context.Background(), svKey(1), raw)
-	if err != nil {
-		t.Fatal(err)
+	for _, keyErr := range []error{identity.ErrNoIdentity, identity.ErrPendingTrust, identity.ErrBadEmail} {
+		w.keys.keyErr = keyErr
+		v := w.viewer(t, 0)
+		view, err := v.View(context.Background(), svKey(1), raw)
+		if err != nil {
+			t.Fatalf("%v: %v", keyErr, err)
+		}
+		if got := svStatus(t, view.Raw); got != "not-decrypted; signature unknown; error=no-digital-id" {
+			t.Fatalf("%v: status %q", keyErr, got)
+		}
+		if v.Lookup(svKey(1)) != nil {
+			t.Fatal("a view without a Digital ID was cached: it would outlive the enrolment")
+		}
 	}
-	if got := svStatus(t, view.Raw); got != "not-decrypted; signature unknown; error=no-digital-id" {
-		t.Fatalf("status %q", got)
-	}
-	if v.Lookup(svKey(1)) != nil {
-		t.Fatal("a view without a Digital ID was cached: it would outlive the enrolment")
+	// Any other failure of the key source fails the FETCH of this message
+	// (fixed text on the protocol side), and is neither a stand-in nor locked.
+	w.keys.keyErr = errors.New("store down")
+	if view, err := w.viewer(t, 0).View(context.Background(), svKey(1), raw); err == nil || view != nil || errors.Is(err, identity.ErrLocked) {
+		t.Fatalf("store failure: view %v, err %v", view, err)
 	}
 }
 
