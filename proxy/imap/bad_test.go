@@ -248,3 +248,27 @@ func TestClientLiteralLimits(t *testing.T) {
 	}
 	_ = imap.FlagSeen
 }
+
+// TestUpstreamLostSaysBye: once the upstream connection is gone, the next
+// command ends the client's connection with BYE instead of failing
+// forever.
+func TestUpstreamLostSaysBye(t *testing.T) {
+	fake := startFakeUpstream(t, func(tag, line string) string {
+		return "* 1 FETCH (UID 1 BODY[TEXT] {100}\r\nshort\x00CLOSE"
+	})
+	p := startProxy(t, fake.ln.Addr().String(), &fakeViewer{}, &bytes.Buffer{})
+	conn, r := rawClient(t, p.Addr().String())
+	rawCommand(t, conn, r, "c FETCH 1 (BODY.PEEK[TEXT])")
+	fmt.Fprint(conn, "d NOOP\r\n")
+	var lines []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		lines = append(lines, line)
+	}
+	if !strings.Contains(strings.Join(lines, ""), "* BYE") {
+		t.Fatalf("no BYE after the upstream was lost: %q", lines)
+	}
+}

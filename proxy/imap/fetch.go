@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -72,7 +73,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if needsHeader(options) {
 			second.BodySection = []*imap.FetchItemBodySection{headerSection}
 		}
-		bufs, err := c.Fetch(misses, second).Collect()
+		bufs, err := s.collect(c.Fetch(misses, second))
 		if err != nil {
 			return s.fail("FETCH", err)
 		}
@@ -170,6 +171,46 @@ func (s *session) fetchFailed(c *imapclient.Client, err error) error {
 		// A client write error: the connection is gone.
 		return err
 	}
+}
+
+// collect is FetchCommand.Collect for responses with header literals,
+// safe when a literal is cut short (see guardedLit). Headers are at most
+// MaxMessageBytes each.
+func (s *session) collect(cmd *imapclient.FetchCommand) ([]*imapclient.FetchMessageBuffer, error) {
+	var out []*imapclient.FetchMessageBuffer
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		buf := &imapclient.FetchMessageBuffer{SeqNum: msg.SeqNum}
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch item := item.(type) {
+			case imapclient.FetchItemDataUID:
+				buf.UID = item.UID
+			case imapclient.FetchItemDataBodyStructure:
+				buf.BodyStructure = item.BodyStructure
+			case imapclient.FetchItemDataRFC822Size:
+				buf.RFC822Size = item.Size
+			case imapclient.FetchItemDataBodySection:
+				var b []byte
+				if item.Literal != nil {
+					g := &guardedLit{r: item.Literal}
+					if item.Literal.Size() > s.p.opts.MaxMessageBytes {
+						s.abortUpstream(g)
+						return nil, fmt.Errorf("header of %d bytes: %w", item.Literal.Size(), errUpstreamBroken)
+					}
+					b = make([]byte, item.Literal.Size())
+					if _, err := io.ReadFull(g, b); err != nil && len(b) > 0 {
+						s.abortUpstream(g)
+						return nil, fmt.Errorf("read header: %w: %w", errUpstreamBroken, err)
+					}
+				}
+				buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: item.Section, Bytes: b})
+			}
+		}
+		out = append(out, buf)
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // fetchSimple passes a FETCH that asks for nothing of the message's

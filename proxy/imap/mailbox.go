@@ -119,8 +119,13 @@ func (s *session) Unselect() error {
 // upstream (NOOP, CHECK, CAPABILITY), it asks the upstream with a NOOP so
 // a client polling for new mail sees it.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	if !s.talked && s.up != nil {
-		if c, err := s.client(); err == nil {
+	if s.up != nil && (!s.talked || isClosed(s.up)) {
+		talked := s.talked
+		c, err := s.client() // says BYE when the upstream is gone
+		if err != nil {
+			return nil
+		}
+		if !talked {
 			if err := c.Noop().Wait(); err != nil {
 				return s.fail("NOOP", err)
 			}

@@ -105,7 +105,10 @@ func (s *session) client() (*imapclient.Client, error) {
 	}
 	select {
 	case <-s.up.Closed():
+		// Nothing more can work on this connection: a BYE makes the
+		// client reconnect (and log in again upstream).
 		s.log.Warn("upstream connection closed")
+		s.conn.Bye("Connection to the mail server lost; reconnect (session " + s.id + ")")
 		return nil, s.unavailable()
 	default:
 	}
