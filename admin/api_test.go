@@ -410,3 +410,30 @@ func TestPublicEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoveryThroughTheAPI(t *testing.T) {
+	h := newHarness(t)
+	first := h.enroll(alice, aliceMail, "first id password", true)
+	r := h.do(call{method: "POST", path: "/api/v1/enroll", user: alice, pass: aliceMail, body: EnrollRequest{
+		Email: alice, Token: h.token(alice, "recover"), Name: "Alice again", Password: "second id password", Purpose: "recover"}})
+	var er EnrollReply
+	r.decode(t, &er)
+	if r.status != http.StatusCreated || er.Identity.State != identity.StateActive || !er.RootAccepted ||
+		er.Identity.SigningCert.Serial == first.Identity.SigningCert.Serial {
+		t.Fatalf("recovery: %v", r)
+	}
+	r = h.do(call{method: "GET", path: "/api/v1/identities/" + alice, bearer: adminToken})
+	var det DetailsReply
+	r.decode(t, &det)
+	if det.Current == nil || det.Current.Name != "Alice again" || len(det.Earlier) != 1 || det.Earlier[0].State != identity.StateSuperseded {
+		t.Fatalf("after recovery: %v", r)
+	}
+	// The old password no longer opens it; the new one does.
+	if r := h.do(call{method: "POST", path: "/api/v1/unlock", user: alice, pass: aliceMail, body: UnlockRequest{Email: alice, Password: "first id password"}}); r.errCode() != "wrong_password" {
+		t.Fatalf("old password after recovery: %v", r)
+	}
+	h.clock.Advance(identity.BackoffMax)
+	if r := h.do(call{method: "POST", path: "/api/v1/unlock", user: alice, pass: aliceMail, body: UnlockRequest{Email: alice, Password: "second id password"}}); r.status != http.StatusOK {
+		t.Fatalf("new password after recovery: %v", r)
+	}
+}

@@ -160,7 +160,7 @@ func (s *Server) doEnroll(r *http.Request, user string) (string, string, error) 
 		return "", "", err
 	}
 	if res.Identity.State == identity.StateActive {
-		return "enroll", "accepted", nil
+		return "enroll", "ready", nil // root trusted before (org-wide, or a recovery)
 	}
 	return "enroll", "enrolled", nil
 }

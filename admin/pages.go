@@ -178,6 +178,7 @@ func (s *Server) userPage(page, title string, fill func(*http.Request, *pageData
 var notices = map[string]string{
 	"enrolled": "Your Digital ID was created. Check the issuing root below and accept it to start using the Digital ID.",
 	"accepted": "You accepted the root. Your Digital ID is active.",
+	"ready":    "Your Digital ID was created and is ready to use.",
 	"declined": "You declined for now. Your Digital ID stays pending: come back to this page to accept the root when you are ready.",
 	"imported": "Your Digital ID was imported.",
 	"unlocked": "Your Digital ID is unlocked.",

@@ -177,7 +177,7 @@ func (s *Server) routes() {
 	user("POST /api/v1/upgrade", s.apiUpgrade)
 	user("POST /api/v1/upgrade/cancel", s.apiUpgradeCancel)
 	api("GET /api/v1/certificates", s.apiCertificates)
-	api("/api/", func(http.ResponseWriter, *http.Request) error { return errNotFound })
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { s.fail(w, r, errNotFound) })
 
 	s.mux.HandleFunc("GET /ca.pem", s.caPEM)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
