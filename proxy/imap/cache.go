@@ -2,8 +2,10 @@ package imap
 
 import (
 	"container/list"
+	"context"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DefaultCacheBytes bounds the decrypted views kept in memory when
@@ -104,4 +106,68 @@ func (c *viewCache) stats() (used int64, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.used, len(c.items)
+}
+
+// Lookup implements Viewer.
+func (v *SMIMEViewer) Lookup(key MessageKey) *View {
+	if v.cache == nil {
+		return nil
+	}
+	e, ok := v.cache.get(key)
+	if !ok {
+		return nil
+	}
+	if e.needKey && !v.stillUnlocked(key.User) {
+		v.Wipe(key.User)
+		return nil
+	}
+	return e.view
+}
+
+// stillUnlocked reports whether user's Digital ID is still unlocked, so
+// that a decrypted view may be served from the cache.
+func (v *SMIMEViewer) stillUnlocked(user string) bool {
+	if ur, ok := v.keys.(UnlockReporter); ok {
+		return ur.Unlocked(user)
+	}
+	u, now := cacheUser(user), v.now()
+	v.mu.Lock()
+	seen, ok := v.keysSeen[u]
+	v.mu.Unlock()
+	if ok && v.recheck > 0 && now.Sub(seen) < v.recheck && !now.Before(seen) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := v.keys.DecryptionKeys(ctx, user); err != nil {
+		return false
+	}
+	v.keysUsed(user)
+	return true
+}
+
+// keysUsed notes that user's keys were just available.
+func (v *SMIMEViewer) keysUsed(user string) {
+	now := v.now()
+	v.mu.Lock()
+	v.keysSeen[cacheUser(user)] = now
+	v.mu.Unlock()
+}
+
+// Wipe implements Viewer: every cached view of user is dropped.
+func (v *SMIMEViewer) Wipe(user string) {
+	v.mu.Lock()
+	delete(v.keysSeen, cacheUser(user))
+	v.mu.Unlock()
+	if v.cache != nil {
+		v.cache.wipe(user)
+	}
+}
+
+// CacheStats reports the bytes the view cache holds and how many views.
+func (v *SMIMEViewer) CacheStats() (bytes int64, views int) {
+	if v.cache == nil {
+		return 0, 0
+	}
+	return v.cache.stats()
 }

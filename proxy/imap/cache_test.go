@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -162,5 +163,60 @@ func TestViewerCacheDisabled(t *testing.T) {
 	}
 	if v.Lookup(svKey(1)) != nil {
 		t.Fatal("hit with the cache disabled")
+	}
+}
+
+type svClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *svClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *svClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Without an UnlockReporter, a Digital ID that locked by itself (idle
+// expiry, nothing tells the viewer) stops the decrypted views within
+// KeyRecheck: the hit after that asks for the keys, finds them locked
+// and wipes the user's views.
+func TestViewerCacheRechecksKeys(t *testing.T) {
+	w := newSVWorld(t)
+	clock := &svClock{now: time.Now()}
+	v, err := NewSMIMEViewer(ViewerOptions{Keys: w.keys, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := v.View(ctx, svKey(1), svEncrypt(t, svPlain("alice@example.test"), smime.AES256GCM, w.bob)); err != nil {
+		t.Fatal(err)
+	}
+	calls := w.keys.keyCalls
+	for range 100 {
+		if v.Lookup(svKey(1)) == nil {
+			t.Fatal("no hit")
+		}
+	}
+	if w.keys.keyCalls != calls {
+		t.Fatalf("hits within KeyRecheck asked for the keys %d times", w.keys.keyCalls-calls)
+	}
+	clock.advance(DefaultKeyRecheck + time.Second)
+	if v.Lookup(svKey(1)) == nil || w.keys.keyCalls != calls+1 {
+		t.Fatalf("after KeyRecheck: want a hit after one key check, got %d checks", w.keys.keyCalls-calls)
+	}
+	w.keys.setLocked(true) // locks by itself: no Wipe
+	clock.advance(DefaultKeyRecheck + time.Second)
+	if v.Lookup(svKey(1)) != nil {
+		t.Fatal("decrypted view served after the Digital ID locked")
+	}
+	if _, n := v.CacheStats(); n != 0 {
+		t.Fatalf("%d views kept after the lock was noticed", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -40,7 +41,8 @@ var _ ViewKeys = (*identity.Service)(nil)
 // by themselves (idle or absolute expiry) without telling anyone: a
 // cached view that needed the key is then served only while Unlocked
 // holds, and the user's views are wiped as soon as it does not. The check
-// must be cheap (memory only); it runs on every cache hit.
+// must be cheap (memory only); it runs on every cache hit. Without it the
+// viewer asks DecryptionKeys again at most every KeyRecheck per user.
 type UnlockReporter interface {
 	Unlocked(user string) bool
 }
@@ -54,19 +56,32 @@ type ViewerOptions struct {
 	// CacheBytes bounds the decrypted views kept in memory (0:
 	// DefaultCacheBytes; negative: no cache).
 	CacheBytes int64
+	// KeyRecheck is how long a cache hit of a decrypted view trusts that
+	// the user's Digital ID is still unlocked before DecryptionKeys is
+	// asked again (IDs lock by themselves when idle, and nothing tells the
+	// viewer). 0: 30 s; negative: on every hit. Not used when Keys is an
+	// UnlockReporter.
+	KeyRecheck time.Duration
 	Clock      Clock        // nil: the system clock
 	Logger     *slog.Logger // nil: slog.Default()
 }
+
+// DefaultKeyRecheck is ViewerOptions.KeyRecheck's default.
+const DefaultKeyRecheck = 30 * time.Second
 
 // SMIMEViewer is the Viewer that decrypts and verifies messages that are
 // S/MIME at their top level (RFC 8551) with the reading user's Digital ID,
 // and states the outcome in the StatusHeader field. It is safe for
 // concurrent use.
 type SMIMEViewer struct {
-	keys  ViewKeys
-	cache *viewCache // nil: no cache
-	clock Clock
-	log   *slog.Logger
+	keys    ViewKeys
+	cache   *viewCache // nil: no cache
+	clock   Clock
+	log     *slog.Logger
+	recheck time.Duration
+
+	mu       sync.Mutex
+	keysSeen map[string]time.Time // user → when DecryptionKeys last succeeded
 }
 
 var _ Viewer = (*SMIMEViewer)(nil)
@@ -76,7 +91,11 @@ func NewSMIMEViewer(opts ViewerOptions) (*SMIMEViewer, error) {
 	if opts.Keys == nil {
 		return nil, errors.New("imap viewer: no key source")
 	}
-	v := &SMIMEViewer{keys: opts.Keys, clock: opts.Clock, log: opts.Logger}
+	v := &SMIMEViewer{keys: opts.Keys, clock: opts.Clock, log: opts.Logger, recheck: opts.KeyRecheck,
+		keysSeen: map[string]time.Time{}}
+	if v.recheck == 0 {
+		v.recheck = DefaultKeyRecheck
+	}
 	if v.log == nil {
 		v.log = slog.Default()
 	}
@@ -129,37 +148,6 @@ func (v *SMIMEViewer) Needed(bs imap.BodyStructure) bool {
 	return isTopSMIME(smime.Classify(ct))
 }
 
-// Lookup implements Viewer.
-func (v *SMIMEViewer) Lookup(key MessageKey) *View {
-	if v.cache == nil {
-		return nil
-	}
-	e, ok := v.cache.get(key)
-	if !ok {
-		return nil
-	}
-	if ur, ok := v.keys.(UnlockReporter); ok && e.needKey && !ur.Unlocked(key.User) {
-		v.cache.wipe(key.User)
-		return nil
-	}
-	return e.view
-}
-
-// Wipe implements Viewer: every cached view of user is dropped.
-func (v *SMIMEViewer) Wipe(user string) {
-	if v.cache != nil {
-		v.cache.wipe(user)
-	}
-}
-
-// CacheStats reports the bytes the view cache holds and how many views.
-func (v *SMIMEViewer) CacheStats() (bytes int64, views int) {
-	if v.cache == nil {
-		return 0, 0
-	}
-	return v.cache.stats()
-}
-
 // FilterHeader implements Viewer: the header block of a plain message
 // loses only the fields reserved for the proxy.
 func (v *SMIMEViewer) FilterHeader(header []byte) []byte { return StripStatus(header) }
@@ -207,6 +195,9 @@ func (v *SMIMEViewer) View(ctx context.Context, key MessageKey, raw []byte) (*Vi
 		view := &View{Raw: withStatus(Status{Failed: failureReason(err)}, raw)}
 		v.put(key, view, false)
 		return view, nil
+	}
+	if needKey {
+		v.keysUsed(key.User)
 	}
 	st := statusOf(o)
 	v.harvest(ctx, key, o)
