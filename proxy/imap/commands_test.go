@@ -3,6 +3,7 @@ package imap
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"smimeproxy/internal/mailtest"
 )
 
 func TestLoginCheckedByUpstream(t *testing.T) {
@@ -307,5 +310,48 @@ func TestMessageCommandsMatchDirect(t *testing.T) {
 	}
 	if _, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{}}}).Collect(); err != nil {
 		t.Fatalf("FETCH BODY[] in EXAMINE: %v", err)
+	}
+}
+
+// TestMoveWithoutUpstreamMove: when the upstream lacks MOVE, the proxy
+// still offers it and does COPY, STORE \Deleted and EXPUNGE, passing the
+// EXPUNGEs on; UID MOVE keeps the upstream's COPYUID.
+func TestMoveWithoutUpstreamMove(t *testing.T) {
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapUIDPlus: {}, imap.CapNamespace: {}, imap.CapLiteralPlus: {}}
+	up, err := mailtest.StartUpstream(t.Context(), mailtest.UpstreamOptions{
+		Users: map[string]string{testUser: testPass}, IMAPAddr: "127.0.0.1:0", IMAPCaps: caps,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	for _, s := range []string{"one", "two", "three"} {
+		if _, err := up.Append(testUser, "INBOX", plainMessage(s, s+"\r\n"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startProxy(t, up.IMAPAddr(), PassThrough{}, &bytes.Buffer{})
+	c := dial(t, p.Addr().String(), testUser, testPass)
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil || sel.NumMessages != 3 {
+		t.Fatalf("SELECT: %+v %v", sel, err)
+	}
+	uids, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := uids.AllUIDs()[1]
+	mv, err := c.Move(imap.UIDSetNum(second), "Trash").Wait()
+	if err != nil || mv.UIDValidity == 0 {
+		t.Fatalf("UID MOVE = %+v, %v", mv, err)
+	}
+	if n := c.Mailbox().NumMessages; n != 2 {
+		t.Fatalf("client counts %d messages after MOVE, want 2", n)
+	}
+	inbox, _ := up.Messages(t.Context(), testUser, "INBOX")
+	trash, _ := up.Messages(t.Context(), testUser, "Trash")
+	if len(inbox) != 2 || len(trash) != 1 || !bytes.Contains(trash[0].Raw, []byte("Subject: two")) {
+		t.Fatalf("upstream INBOX %d, Trash %d messages", len(inbox), len(trash))
 	}
 }
