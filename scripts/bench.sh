@@ -45,6 +45,8 @@ awk '
     r = metric("ratio"); rss = metric("peak-rss-MB"); lim = metric("rss-limit-MB")
     printf "  crypto ceiling %.1f msgs/s, ratio %.2f  goal(>=0.7) %s  (ratio to crypto + direct SMTP work: %.2f)\n", metric("ceiling-msgs/s"), r, (r >= 0.7 ? "met" : "NOT MET"), metric("ratio-vs-crypto+direct")
     printf "  peak RSS %.1f MB  goal(< %.1f MB) %s\n", rss, lim, (rss < lim ? "met" : "NOT MET")
+    printf "  CPU per message (whole process: clients + proxy + upstream): proxy %.2f ms, direct %.2f ms, one sign+encrypt %.2f ms\n", metric("cpu-ms/msg"), metric("direct-cpu-ms/msg"), metric("crypto-cpu-ms")
+    printf "  ratios from CPU time (independent of other load): to crypto %.2f, to crypto + direct SMTP work %.2f\n", metric("cpu-ratio"), metric("cpu-ratio-vs-crypto+direct")
   }
 ' "$out"
 

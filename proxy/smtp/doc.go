@@ -68,6 +68,16 @@
 // at start). SIZE is the configured maximum, lowered so that the encrypted
 // copy (about 4/3 of the message) still fits the upstream's SIZE.
 //
+// # Certificate lookups
+//
+// The signing key is asked of package identity once per message and never
+// kept. Recipient certificates (public) are looked up through a small cache
+// shared by all sessions: an answer for (sender, recipient), including "no
+// certificate known", is reused for Options.CertCacheTTL (default 5 s). So a
+// revoked Digital ID or a removed certificate may still be encrypted to for
+// up to that long after the change, and a newly enrolled or imported
+// certificate is used up to that late. Failed lookups are not cached.
+//
 // # Memory
 //
 // The S/MIME engine works on whole messages, so a message is held in

@@ -56,7 +56,7 @@ func (s *session) plan(m *message) (*plan, *gosmtp.SMTPError) {
 	if pol.Encrypt != policy.Never && s.mailbox != "" {
 		// The sender's own certificate: the copy it can read, and its
 		// capabilities. Public, so it is known even while the ID is locked.
-		rc, err := keys.RecipientCertificate(ctx, s.mailbox, s.mailbox)
+		rc, err := s.p.certs.RecipientCertificate(ctx, s.mailbox, s.mailbox)
 		switch {
 		case err == nil:
 			sender.Caps = capsOf(rc)
@@ -78,7 +78,7 @@ func (s *session) plan(m *message) (*plan, *gosmtp.SMTPError) {
 		key := strings.ToLower(addr)
 		r := policy.Recipient{Address: addr, Bcc: !m.visible[key]}
 		if pol.Encrypt != policy.Never {
-			rc, err := keys.RecipientCertificate(ctx, s.mailbox, key)
+			rc, err := s.p.certs.RecipientCertificate(ctx, s.mailbox, key)
 			switch {
 			case err == nil && rc != nil && rc.Cert != nil:
 				r.HasCert, r.Caps = true, capsOf(rc)

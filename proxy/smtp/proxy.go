@@ -76,8 +76,13 @@ type Options struct {
 	CommandTimeout   time.Duration // per command, both sides
 	DataTimeout      time.Duration // reading or writing one message
 
-	Keys   Keys
-	Policy policy.Policy
+	Keys Keys
+	// CertCacheTTL is how long a recipient certificate lookup (public
+	// certificates and "none known") is reused across messages and
+	// sessions: a revocation or a new certificate takes effect up to this
+	// late. 0: DefaultCertCacheTTL; negative: every message asks Keys.
+	CertCacheTTL time.Duration
+	Policy       policy.Policy
 	// UnlockURL and EnrollURL give the links put into 451 replies for a
 	// locked Digital ID and for a mailbox without one.
 	UnlockURL func(email string) string
@@ -91,6 +96,7 @@ type Proxy struct {
 	log      *slog.Logger
 	server   *gosmtp.Server
 	inFlight *semaphore.Weighted // message bytes held, all sessions
+	certs    *certCache
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -149,11 +155,15 @@ func NewProxy(opts Options) (*Proxy, error) {
 	if opts.EnrollURL == nil {
 		opts.EnrollURL = func(string) string { return "the enrolment page" }
 	}
+	if opts.CertCacheTTL == 0 {
+		opts.CertCacheTTL = DefaultCertCacheTTL
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Proxy{opts: opts, log: log.With("component", "smtp"), inFlight: semaphore.NewWeighted(opts.MaxInFlightBytes)}
+	p := &Proxy{opts: opts, log: log.With("component", "smtp"), inFlight: semaphore.NewWeighted(opts.MaxInFlightBytes),
+		certs: newCertCache(opts.Keys, opts.CertCacheTTL, nil)}
 
 	s := gosmtp.NewServer(gosmtp.BackendFunc(p.newSession))
 	s.Addr = opts.Listen
