@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
-
-	"smimeproxy/identity"
 )
 
 // FETCH runs in two steps. First the cheap items the client asked for,
@@ -350,105 +347,3 @@ func (s *session) markSeen(c *imapclient.Client, msgs []*imapclient.FetchMessage
 }
 
 func (s *session) readOnly() bool { return s.examined }
-
-// validStructure checks what imapserver needs to write a structure back
-// (a multipart has children) and bounds its depth.
-func validStructure(bs imap.BodyStructure, depth int) bool {
-	if depth > 50 {
-		return false
-	}
-	switch bs := bs.(type) {
-	case *imap.BodyStructureSinglePart:
-		if bs.MessageRFC822 != nil {
-			return bs.MessageRFC822.BodyStructure != nil && validStructure(bs.MessageRFC822.BodyStructure, depth+1)
-		}
-		return true
-	case *imap.BodyStructureMultiPart:
-		if len(bs.Children) == 0 {
-			return false
-		}
-		for _, c := range bs.Children {
-			if !validStructure(c, depth+1) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// withExtended fills in empty extension data where the upstream sent
-// none: imapserver can only write BODYSTRUCTURE with it.
-func withExtended(bs imap.BodyStructure) imap.BodyStructure {
-	switch bs := bs.(type) {
-	case *imap.BodyStructureSinglePart:
-		if bs.Extended == nil {
-			bs.Extended = &imap.BodyStructureSinglePartExt{}
-		}
-		if bs.MessageRFC822 != nil {
-			withExtended(bs.MessageRFC822.BodyStructure)
-		}
-	case *imap.BodyStructureMultiPart:
-		if bs.Extended == nil {
-			bs.Extended = &imap.BodyStructureMultiPartExt{}
-		}
-		for _, c := range bs.Children {
-			withExtended(c)
-		}
-	}
-	return bs
-}
-
-// splitHeader returns the length of the header block of raw, including
-// the blank line that ends it (all of raw when there is none).
-func splitHeader(raw []byte) int {
-	for i := 0; i < len(raw); {
-		j := bytes.IndexByte(raw[i:], '\n')
-		if j < 0 {
-			return len(raw)
-		}
-		line := raw[i : i+j+1]
-		i += j + 1
-		if len(line) == 1 || len(line) == 2 && line[0] == '\r' {
-			return i
-		}
-	}
-	return len(raw)
-}
-
-func isClosed(c *imapclient.Client) bool {
-	select {
-	case <-c.Closed():
-		return true
-	default:
-		return false
-	}
-}
-
-func isLocked(err error) bool { return errors.Is(err, identity.ErrLocked) }
-
-// lockedError sends the untagged [ALERT] with the unlock URL and returns
-// the NO [UNAVAILABLE] that ends the command. imapserver offers no writer
-// for an untagged OK; between responses its buffer is flushed (every
-// response ends with a flushed CRLF) and only this goroutine writes, so
-// the line goes to the connection directly.
-func (s *session) lockedError() error {
-	url := ""
-	if s.p.opts.UnlockURL != nil {
-		url = s.p.opts.UnlockURL(s.user)
-	}
-	url = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == ']' {
-			return -1
-		}
-		return r
-	}, url)
-	text := "Your Digital ID is locked. Unlock it at " + url + " and try again."
-	if url == "" {
-		text = "Your Digital ID is locked. Unlock it and try again."
-	}
-	if _, err := fmt.Fprintf(s.conn.NetConn(), "* OK [ALERT] %s\r\n", text); err != nil {
-		return err
-	}
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: text}
-}
