@@ -146,7 +146,7 @@ func (a *adminCLI) fail(s stdio, verb string, c *admin.Client, err error) int {
 	var apiErr *admin.APIError
 	switch {
 	case errors.Is(err, admin.ErrUnreachable):
-		fmt.Fprintf(s.err, "smimeproxy admin %s: cannot reach the admin endpoint at %s — is `smimeproxy serve` running? (%v)\n", verb, c.BaseURL, errors.Unwrap(err))
+		fmt.Fprintf(s.err, "smimeproxy admin %s: %v — is `smimeproxy serve` running, and is -config its configuration?\n", verb, err)
 	case errors.As(err, &apiErr) && apiErr.Code == "unauthorized":
 		fmt.Fprintf(s.err, "smimeproxy admin %s: the server refused the admin token: %s; use the token_file of the running server's configuration\n", verb, apiErr.Message)
 	case errors.As(err, &apiErr):

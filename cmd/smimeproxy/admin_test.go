@@ -170,7 +170,7 @@ func TestAdminCLIErrors(t *testing.T) {
 	l.Close()
 	deadCfg := writeAdminConfig(t, filepath.Join(dir), deadURL, tokenFile)
 	code, _, errs := runAdminCLI(t, "-config", deadCfg, "ids", "list")
-	if code != exitFailed || !strings.Contains(errs, "cannot reach the admin endpoint at "+deadURL) || !strings.Contains(errs, "smimeproxy serve") {
+	if code != exitFailed || !strings.Contains(errs, "cannot reach the admin endpoint at "+deadURL) || !strings.Contains(errs, "smimeproxy serve") || !strings.Contains(errs, "connection refused") {
 		t.Fatalf("dead endpoint: %d %q", code, errs)
 	}
 
