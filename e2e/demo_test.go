@@ -263,6 +263,9 @@ func TestDemo(t *testing.T) {
 		t.Errorf("alice reads no plaintext:\n%s", m.Raw)
 	}
 	wantStatus(t, m.Raw, dave)
+	if !bytes.Contains(m.Raw, []byte("Smimeproxy-Status: decrypted;")) {
+		t.Errorf("dave's message to alice was not encrypted to her:\n%s", m.Raw)
+	}
 	t.Logf("whole demo test %.2fs", time.Since(began).Seconds())
 }
 
