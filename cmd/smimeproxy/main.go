@@ -87,9 +87,3 @@ func printUsage(w io.Writer, prog string, table map[string]command) {
 	}
 	fmt.Fprintf(w, "\nRun '%s <command> -h' for a command's flags.\n", strings.TrimSpace(prog))
 }
-
-// notAvailable is the reply of a subcommand that this build does not have yet.
-func notAvailable(s stdio, name string) int {
-	fmt.Fprintf(s.err, "smimeproxy %s: not available in this build yet\n", name)
-	return exitUsage
-}
