@@ -27,7 +27,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	var held int64
 	defer func() { s.p.inFlight.Release(held) }()
-	raw, rerr := s.readMessage(&budgetReader{r: r, sem: s.p.inFlight, held: &held})
+	buf := s.p.getBuf()
+	defer s.p.putBuf(buf) // nothing of the message outlives Data
+	raw, rerr := s.readMessage(buf, &budgetReader{r: r, sem: s.p.inFlight, held: &held})
 	if rerr != nil {
 		return rerr
 	}
@@ -48,12 +50,11 @@ func (s *session) Data(r io.Reader) error {
 	return s.deliver(m, pl)
 }
 
-// readMessage reads the whole message, at most the advertised SIZE. The
-// S/MIME engine works on whole messages, so the message is held in memory:
-// one buffer per session, bounded by MaxMessageBytes.
-func (s *session) readMessage(r io.Reader) ([]byte, *gosmtp.SMTPError) {
+// readMessage reads the whole message into buf, at most the advertised
+// SIZE. The S/MIME engine works on whole messages, so the message is held in
+// memory, bounded by MaxMessageBytes.
+func (s *session) readMessage(buf *bytes.Buffer, r io.Reader) ([]byte, *gosmtp.SMTPError) {
 	max := s.p.server.MaxMessageBytes
-	var buf bytes.Buffer
 	if s.mailOpts.Size > 0 && s.mailOpts.Size <= max {
 		buf.Grow(int(s.mailOpts.Size))
 	}
@@ -161,6 +162,28 @@ func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
 // authenticated mailbox, which signing requires.
 func (m *message) fromMatches(mailbox string) bool {
 	return mailbox != "" && len(m.from) == 1 && m.from[0] == mailbox
+}
+
+// pooledBufMax is the largest read buffer kept for the next message.
+// Ordinary messages then arrive without a new buffer grown (and copied) by
+// doubling each time; larger buffers go back to the GC, so a burst of big
+// messages does not stay resident.
+const pooledBufMax = 1 << 20
+
+func (p *Proxy) getBuf() *bytes.Buffer {
+	if b, ok := p.bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (p *Proxy) putBuf(b *bytes.Buffer) {
+	if b.Cap() > pooledBufMax {
+		return
+	}
+	b.Reset()
+	clear(b.Bytes()[:b.Cap()]) // no message text lingers in the pool
+	p.bufs.Put(b)
 }
 
 // errBusy: the proxy-wide budget of held message bytes is used up.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	gosmtp "github.com/emersion/go-smtp"
 )
 
 const goodTail = "\r\n.\r\n"
@@ -141,5 +143,30 @@ func TestBDAT(t *testing.T) {
 	r.conn.Write([]byte(fmt.Sprintf("BDAT %d LAST\r\n%s", len(bad), bad)))
 	if code, _, _ := r.tp.ReadResponse(250); code != 554 {
 		t.Errorf("bare LF in BDAT: %d, want 554", code)
+	}
+}
+
+// TestReadBufferReuseNoLeftovers: read buffers are reused between messages
+// (and sessions); a short message after a long one carries nothing of the
+// long one.
+func TestReadBufferReuseNoLeftovers(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.client(alice)
+	long := strings.Repeat("LEFTOVER-FROM-THE-LONG-MESSAGE 0123456789\r\n", 2000)
+	if err := send(c, alice, []string{dave}, compose(alice, dave, "", "", "long", long)); err != nil {
+		t.Fatal(err)
+	}
+	for i, cl := range []*gosmtp.Client{c, e.client(alice)} {
+		before := len(e.up.Envelopes())
+		if err := send(cl, alice, []string{dave}, compose(alice, dave, "", "", "short", "short body")); err != nil {
+			t.Fatal(err)
+		}
+		o := e.open(copyFor(t, e.up.Envelopes()[before:], dave).Data, dave)
+		if !o.valid || !strings.Contains(string(o.entity), "short body") {
+			t.Fatalf("short message %d: valid=%v entity %.200q", i, o.valid, o.entity)
+		}
+		if strings.Contains(string(e.up.Envelopes()[before].Data), "LEFTOVER") {
+			t.Fatalf("short message %d carries text of the long one", i)
+		}
 	}
 }

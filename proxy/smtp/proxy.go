@@ -97,6 +97,7 @@ type Proxy struct {
 	server   *gosmtp.Server
 	inFlight *semaphore.Weighted // message bytes held, all sessions
 	certs    *certCache
+	bufs     sync.Pool // *bytes.Buffer for reading messages (data.go)
 
 	mu       sync.Mutex
 	listener net.Listener
