@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"crypto/x509"
-	"encoding/asn1"
 	"fmt"
 	"slices"
 	"time"
@@ -18,15 +17,6 @@ type Recipient struct {
 	Cert         *x509.Certificate
 	Capabilities []smime.Capability
 	Source       CertSource
-}
-
-// ourCapabilities is what this gateway decrypts for its own users.
-func ourCapabilities() []smime.Capability {
-	return []smime.Capability{
-		{OID: smime.OIDCapAES256GCM}, {OID: smime.OIDCapAES128GCM},
-		{OID: smime.OIDCapAES256CBC}, {OID: smime.OIDCapAES128CBC},
-		{OID: smime.OIDCapRSAOAEP},
-	}
 }
 
 // RecipientCertificate finds the certificate to encrypt to email, as seen
@@ -50,7 +40,7 @@ func (s *Service) RecipientCertificate(ctx context.Context, owner, email string)
 			return nil, err
 		}
 		if c := d.EncryptionCert; c != nil && validAt(c, now) {
-			return &Recipient{Cert: c, Capabilities: ourCapabilities(), Source: CertOurs}, nil
+			return &Recipient{Cert: c, Capabilities: smime.DefaultCapabilities(), Source: CertOurs}, nil
 		}
 	}
 	entries, err := s.rec.Certificates(ctx, email, owner)
@@ -72,7 +62,7 @@ func (s *Service) RecipientCertificate(ctx context.Context, owner, email string)
 			continue
 		}
 		if rank < bestRank || (rank == bestRank && c.NotBefore.After(best.Cert.NotBefore)) {
-			caps, _ := parseCapabilities(e.Caps) // stored by us; unreadable → none
+			caps, _ := parseStoredCapabilities(e.Caps) // stored by us; unreadable → none
 			best, bestRank = &Recipient{Cert: c, Capabilities: caps, Source: e.Source}, rank
 		}
 	}
@@ -123,7 +113,7 @@ func (s *Service) Harvest(ctx context.Context, owner string, v *smime.VerifyResu
 	// Only for addresses the signer's own certificate vouches for, so a
 	// signer cannot plant a certificate for someone else's address.
 	var stored []string
-	caps, err := marshalCapabilities(v.Capabilities)
+	caps, err := smime.MarshalCapabilities(v.Capabilities)
 	if err != nil {
 		caps = nil
 	}
@@ -150,7 +140,7 @@ func (s *Service) ImportCertificate(ctx context.Context, cert *x509.Certificate,
 	if cert == nil || !canEncrypt(cert) || len(cert.EmailAddresses) == 0 {
 		return nil, fmt.Errorf("%w: the certificate names no address or cannot be encrypted to", ErrNoCertificate)
 	}
-	der, err := marshalCapabilities(caps)
+	der, err := smime.MarshalCapabilities(caps)
 	if err != nil {
 		return nil, fmt.Errorf("import certificate: %w", err)
 	}
@@ -195,36 +185,11 @@ func (s *Service) PublicCertificates(ctx context.Context, email string) ([]*x509
 	return out, nil
 }
 
-type capabilityASN1 struct {
-	OID    asn1.ObjectIdentifier
-	Params asn1.RawValue `asn1:"optional"`
-}
-
-// marshalCapabilities encodes caps as an SMIMECapabilities value.
-func marshalCapabilities(caps []smime.Capability) ([]byte, error) {
-	seq := make([]capabilityASN1, len(caps))
-	for i, c := range caps {
-		seq[i].OID = c.OID
-		if len(c.Params) > 0 {
-			seq[i].Params = asn1.RawValue{FullBytes: c.Params}
-		}
-	}
-	return asn1.Marshal(seq)
-}
-
-// parseCapabilities reads what marshalCapabilities wrote.
-func parseCapabilities(der []byte) ([]smime.Capability, error) {
+// parseStoredCapabilities reads the SMIMECapabilities kept with a
+// certificate; none were stored when the sender announced none.
+func parseStoredCapabilities(der []byte) ([]smime.Capability, error) {
 	if len(der) == 0 {
 		return nil, nil
 	}
-	var seq []capabilityASN1
-	rest, err := asn1.Unmarshal(der, &seq)
-	if err != nil || len(rest) > 0 {
-		return nil, fmt.Errorf("stored capabilities unreadable")
-	}
-	caps := make([]smime.Capability, len(seq))
-	for i, c := range seq {
-		caps[i] = smime.Capability{OID: c.OID, Params: c.Params.FullBytes}
-	}
-	return caps, nil
+	return smime.ParseCapabilities(der)
 }

@@ -306,7 +306,7 @@ func readAttributes(res *VerifyResult, attrs []rawAttr, certs []*x509.Certificat
 		}
 	}
 	if v, ok := findAttr(attrs, oidAttrSMIMECaps); ok {
-		if caps, err := parseCapabilities(v); err == nil {
+		if caps, err := ParseCapabilities(v); err == nil {
 			res.Capabilities = caps
 		} else {
 			res.Reasons = append(res.Reasons, "warning: unreadable SMIMECapabilities attribute")
