@@ -52,15 +52,10 @@ func (s *Service) newKeyRecord(mk *seal.MasterKey, identityID string, use KeyUse
 // as a CMS EnvelopedData (AES-256-CBC), which `openssl cms -decrypt`
 // opens offline.
 func escrowKey(pkcs8 []byte, to *x509.Certificate) ([]byte, error) {
-	// The key-recovery certificate carries the Key Recovery Agent purpose
-	// (ca.OIDKeyRecoveryAgent), not emailProtection, on purpose: it must
-	// never be taken for a mail recipient. smime.EncryptEntity refuses
-	// certificates without emailProtection (RFC 8550 §4.4.4, right for
-	// mail), so it gets a copy without the extended key usage; the
-	// recipient identifier (issuer and serial) and the key are unchanged.
-	kra := *to
-	kra.ExtKeyUsage, kra.UnknownExtKeyUsage = nil, nil
-	der, err := smime.EncryptEntity(pkcs8, []smime.Recipient{{Cert: &kra}}, smime.EncryptOptions{Cipher: smime.AES256CBC})
+	// The key-recovery certificate carries the Key Recovery Agent purpose,
+	// not emailProtection, so it is never taken for a mail recipient;
+	// smime.EncryptEntity accepts that purpose for encryption.
+	der, err := smime.EncryptEntity(pkcs8, []smime.Recipient{{Cert: to}}, smime.EncryptOptions{Cipher: smime.AES256CBC})
 	if err != nil {
 		return nil, fmt.Errorf("escrow encryption key: %w", err)
 	}

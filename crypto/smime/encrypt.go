@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -41,9 +43,21 @@ var (
 	ErrUnusableRecipient = errors.New("smime: certificate is not for S/MIME encryption")
 )
 
+// OIDKeyRecoveryAgent is the Microsoft Key Recovery Agent extended key
+// usage (1.3.6.1.4.1.311.21.6), carried by the certificate that private
+// keys are escrowed to.
+var OIDKeyRecoveryAgent = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 21, 6}
+
 // checkRecipientUsage applies RFC 8550 §4.4.2 and §4.4.4: a keyUsage
 // extension must allow keyEncipherment (RSA) or keyAgreement (EC), and an
 // extendedKeyUsage extension must include emailProtection (or any).
+//
+// One addition: the Key Recovery Agent purpose also allows encryption.
+// Escrow copies of private keys are CMS EnvelopedData addressed to such a
+// certificate, which deliberately lacks emailProtection so that it is
+// never chosen as a mail recipient; choosing recipients is the caller's
+// business (identity filters on emailProtection), this check only says
+// whether encrypting to the certificate is legitimate at all.
 func checkRecipientUsage(cert *x509.Certificate, need x509.KeyUsage, needName string) error {
 	if cert.KeyUsage != 0 && cert.KeyUsage&need == 0 {
 		return fmt.Errorf("%w: %s has no %s key usage (a signing-only certificate?)", ErrUnusableRecipient, cert.Subject, needName)
@@ -55,6 +69,9 @@ func checkRecipientUsage(cert *x509.Certificate, need x509.KeyUsage, needName st
 		if eku == x509.ExtKeyUsageEmailProtection || eku == x509.ExtKeyUsageAny {
 			return nil
 		}
+	}
+	if slices.ContainsFunc(cert.UnknownExtKeyUsage, OIDKeyRecoveryAgent.Equal) {
+		return nil
 	}
 	return fmt.Errorf("%w: %s is not for email protection (extended key usage)", ErrUnusableRecipient, cert.Subject)
 }

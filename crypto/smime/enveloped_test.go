@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"testing"
@@ -128,10 +129,34 @@ func TestUnusableRecipientCertificates(t *testing.T) {
 			t.Errorf("%s: want ErrUnusableRecipient, got %v", name, err)
 		}
 	}
+	otherPurpose := *keys["rsa"].cert
+	otherPurpose.ExtKeyUsage, otherPurpose.UnknownExtKeyUsage = nil, []asn1.ObjectIdentifier{{1, 3, 6, 1, 4, 1, 311, 21, 5}}
+	if _, err := EncryptEntity([]byte(testEntity), []Recipient{{Cert: &otherPurpose}}, EncryptOptions{}); !errors.Is(err, ErrUnusableRecipient) {
+		t.Errorf("unknown purpose only: want ErrUnusableRecipient, got %v", err)
+	}
 	if _, err := EncryptEntity([]byte(testEntity), nil, EncryptOptions{}); !errors.Is(err, ErrNoRecipients) {
 		t.Errorf("no recipients: %v", err)
 	}
 	if _, err := EncryptEntity([]byte(testEntity), []Recipient{{Cert: keys["rsa"].cert}}, EncryptOptions{Cipher: DES3CBC}); !errors.Is(err, ErrUnsupportedAlgorithm) {
 		t.Errorf("3DES outbound: %v", err)
+	}
+}
+
+// TestKeyRecoveryAgentMayBeEncryptedTo: a certificate whose only purpose
+// is Key Recovery Agent (the escrow certificate) is a valid recipient, and
+// the escrowed content opens with its key.
+func TestKeyRecoveryAgentMayBeEncryptedTo(t *testing.T) {
+	keys := testKeys(t)
+	for _, name := range []string{"rsa", "p256"} {
+		kra := *keys[name].cert
+		kra.ExtKeyUsage, kra.UnknownExtKeyUsage = nil, []asn1.ObjectIdentifier{OIDKeyRecoveryAgent}
+		der, err := EncryptEntity([]byte(testEntity), []Recipient{{Cert: &kra}}, EncryptOptions{Cipher: AES256CBC})
+		if err != nil {
+			t.Fatalf("%s: encrypt to a Key Recovery Agent certificate: %v", name, err)
+		}
+		d, err := DecryptDER(der, []KeyPair{{Cert: keys[name].cert, Key: keys[name].key}})
+		if err != nil || string(d.Entity) != testEntity {
+			t.Fatalf("%s: decrypt escrow copy: %v", name, err)
+		}
 	}
 }
