@@ -15,7 +15,6 @@ declare -A need=(
   [mutt]=mutt
   [mbsync]=isync
   [chromium]=chromium
-  [/usr/lib/postgresql/15/bin/initdb]=postgresql
 )
 
 missing=()
@@ -26,6 +25,9 @@ for cmd in "${!need[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
   fi
 done
+
+# PostgreSQL's server binaries live under a versioned directory.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "test tools: all present"
