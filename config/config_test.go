@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"smimeproxy/crypto/ca"
 	"smimeproxy/policy"
 )
 
@@ -316,5 +317,18 @@ func TestLoadOrDefault(t *testing.T) {
 	cfg, err = LoadOrDefault("")
 	if err != nil || cfg.File != DefaultPath || cfg.Log.Level != LogDebug {
 		t.Fatalf("./smimeproxy.toml: %+v, %v", cfg, err)
+	}
+}
+
+// TestKeyTypesAreWhatTheCAMakes: every key type the configuration accepts
+// is one crypto/ca generates, and the reverse, so the two cannot drift.
+func TestKeyTypesAreWhatTheCAMakes(t *testing.T) {
+	for _, k := range ca.KeyTypes() {
+		if _, err := Parse("t.toml", []byte("[ca]\nkey_type = \""+string(k)+"\"\n")); err != nil {
+			t.Errorf("key type %s: %v", k, err)
+		}
+		if got, err := ca.ParseKeyType(string(k)); err != nil || got != k {
+			t.Errorf("ca.ParseKeyType(%s) = %s, %v", k, got, err)
+		}
 	}
 }

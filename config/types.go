@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"smimeproxy/crypto/ca"
 )
 
 // Duration is a time.Duration written as a string in the file: Go syntax
@@ -167,15 +169,16 @@ const (
 	DriverPostgres StoreDriver = "postgres"
 )
 
-// KeyType is the public-key algorithm of keys the built-in CA generates.
-type KeyType string
+// KeyType is the public-key algorithm of keys the built-in CA generates:
+// the CA's own type, so the configuration offers exactly what it makes.
+type KeyType = ca.KeyType
 
-// Key types.
+// Key types (ca.KeyTypes lists them all).
 const (
-	KeyRSA2048 KeyType = "rsa2048"
-	KeyRSA3072 KeyType = "rsa3072"
-	KeyRSA4096 KeyType = "rsa4096"
-	KeyP256    KeyType = "p256"
+	KeyRSA2048 = ca.KeyRSA2048
+	KeyRSA3072 = ca.KeyRSA3072
+	KeyP256    = ca.KeyP256
+	KeyP384    = ca.KeyP384
 )
 
 // LogLevel is the lowest level of log lines written.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"smimeproxy/crypto/ca"
 	"smimeproxy/policy"
 )
 
@@ -51,7 +52,7 @@ func validate(c *Config, v *validator) {
 	if strings.TrimSpace(c.CA.Org) == "" {
 		v.bad("ca.org", "must not be empty; it is the organisation name in issued certificates")
 	}
-	enum(v, "ca.key_type", c.CA.KeyType, KeyRSA2048, KeyRSA3072, KeyRSA4096, KeyP256)
+	enum(v, "ca.key_type", c.CA.KeyType, ca.KeyTypes()...)
 	if d := c.CA.Validity.Std(); d < 24*time.Hour || d > MaxValidity {
 		v.bad("ca.validity", "is %s; must be between 1d and 825d", c.CA.Validity)
 	}

@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // KeyType names a kind of key pair GenerateKey makes.
@@ -34,13 +35,20 @@ const DefaultKeyType = KeyRSA2048
 // ErrUnsupportedKey reports a key type or public key the CA does not handle.
 var ErrUnsupportedKey = errors.New("unsupported key")
 
-// ParseKeyType turns a configuration value ("rsa2048", "rsa3072", "p256",
-// "p384"; empty means the default) into a KeyType.
+// KeyTypes lists every key type GenerateKey makes, the values the
+// configuration may name.
+func KeyTypes() []KeyType {
+	return []KeyType{KeyRSA2048, KeyRSA3072, KeyP256, KeyP384}
+}
+
+// ParseKeyType turns a configuration value (one of KeyTypes; empty means
+// the default) into a KeyType.
 func ParseKeyType(s string) (KeyType, error) {
-	switch k := KeyType(s); k {
-	case "":
+	k := KeyType(s)
+	switch {
+	case k == "":
 		return DefaultKeyType, nil
-	case KeyRSA2048, KeyRSA3072, KeyP256, KeyP384:
+	case slices.Contains(KeyTypes(), k):
 		return k, nil
 	}
 	return "", fmt.Errorf("key type %q: %w (use rsa2048, rsa3072, p256 or p384)", s, ErrUnsupportedKey)
