@@ -27,10 +27,9 @@ import (
 //	                                                                 Segmentation fault caught", exit 139): the
 //	                                                                 test writes the EC key into gpg-agent's
 //	                                                                 private-keys-v1.d itself (injectECKey)
-//	ECDSA P-384 signature                  no           yes          we sign with SHA-256 for every key; gpgsm
-//	                                                                 wants a hash as long as the curve: "a 256 bit
-//	                                                                 hash is not valid for a 384 bit ECC key"
-//	                                                                 (openssl accepts it; see openssl_test.go)
+//	ECDSA P-384 signature                  yes          yes          with SHA-384 both ways: gpgsm wants a hash as
+//	                                                                 long as the curve ("a 256 bit hash is not
+//	                                                                 valid for a 384 bit ECC key")
 //	enveloped RSA v1.5 + AES-256-CBC       yes          yes
 //	enveloped RSA v1.5 + AES-128-CBC       (ours: no)   yes          we write AES-256-CBC by default
 //	enveloped RSA v1.5 + 3DES              (ours: no)   yes          3DES is decrypt-only for us
@@ -152,6 +151,9 @@ func TestGpgsm(t *testing.T) {
 			{"opaque-rsa", alice, true},
 			{"detached-ecdsa-p256", w.bob, false},
 			{"opaque-ecdsa-p256", w.bob, true},
+			// SHA-384: gpgsm wants a hash as long as the curve.
+			{"detached-ecdsa-p384", w.carol, false},
+			{"opaque-ecdsa-p384", w.carol, true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				body := bodyFor("gpgsm-verifies-" + tc.name)
@@ -173,9 +175,6 @@ func TestGpgsm(t *testing.T) {
 					writeFile(t, filepath.Join(dir, tc.name+".content"), content))
 			})
 		}
-		t.Run("ecdsa-p384", func(t *testing.T) {
-			t.Skip("we sign P-384 with SHA-256, which gpgsm 2.2.40 refuses: \"a 256 bit hash is not valid for a 384 bit ECC key\"")
-		})
 	})
 
 	t.Run("gpgsm-signs-we-verify", func(t *testing.T) {
