@@ -182,7 +182,8 @@ func (s *Service) TrustAdd(ctx context.Context, cert *x509.Certificate) (*Truste
 	return &TrustedRoot{RootInfo: RootInfo{Description: ca.Describe(cert), Cert: cert}}, nil
 }
 
-// ErrNotTrusted: no such removable trusted root.
+// ErrNotTrusted is returned for a fingerprint that names no removable
+// trusted root.
 var ErrNotTrusted = errors.New("no such trusted root (roots from the configuration are removed there)")
 
 // TrustRemove removes an org-wide root added with TrustAdd (admin).

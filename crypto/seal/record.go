@@ -205,23 +205,23 @@ func parse(blob []byte) (*record, error) {
 }
 
 // validate checks field contents once the layout parsed.
-func (rec *record) validate() error {
+func (r *record) validate() error {
 	switch {
-	case len(rec.nonce) != nonceSize:
-		return fmt.Errorf("%w: nonce length %d", ErrCorrupt, len(rec.nonce))
-	case len(rec.sealed) < tagSize:
+	case len(r.nonce) != nonceSize:
+		return fmt.Errorf("%w: nonce length %d", ErrCorrupt, len(r.nonce))
+	case len(r.sealed) < tagSize:
 		return fmt.Errorf("%w: sealed data shorter than a GCM tag", ErrCorrupt)
-	case rec.Purpose == "":
+	case r.Purpose == "":
 		return fmt.Errorf("%w: empty purpose", ErrCorrupt)
 	}
-	if rec.Kind == KindMasterKey {
-		if rec.Purpose != purposeMaster {
-			return fmt.Errorf("%w: master key record with purpose %q", ErrCorrupt, rec.Purpose)
+	if r.Kind == KindMasterKey {
+		if r.Purpose != purposeMaster {
+			return fmt.Errorf("%w: master key record with purpose %q", ErrCorrupt, r.Purpose)
 		}
-		if len(rec.salt) != saltSize || len(rec.check) != checkSize {
+		if len(r.salt) != saltSize || len(r.check) != checkSize {
 			return fmt.Errorf("%w: salt or check value of wrong length", ErrCorrupt)
 		}
-		if err := rec.Params.Validate(); err != nil {
+		if err := r.Params.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 	}

@@ -30,7 +30,7 @@ func aesKeyWrap(kek, key []byte) ([]byte, error) {
 	n := len(key) / 8
 	out := make([]byte, 8+len(key))
 	copy(out[8:], key)
-	var a [8]byte = keyWrapIV
+	a := keyWrapIV
 	var buf [16]byte
 	for j := 0; j < 6; j++ {
 		for i := 1; i <= n; i++ {

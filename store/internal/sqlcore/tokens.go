@@ -48,8 +48,8 @@ func (c *Core) ListTokens(ctx context.Context, email string) ([]store.Token, err
 	return out, c.classify("list tokens", err)
 }
 
-// ConsumeToken: the single conditional UPDATE is what makes a token
-// single-use; the read afterwards only explains a refusal.
+// ConsumeToken marks a token used and returns it. The single conditional
+// UPDATE is what makes a token single-use; the read afterwards only explains a refusal.
 func (c *Core) ConsumeToken(ctx context.Context, u store.TokenUse) (store.Token, error) {
 	email := store.NormalizeEmail(u.Email)
 	at := c.stamp(u.At)
