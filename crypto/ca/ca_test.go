@@ -8,10 +8,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -354,5 +357,33 @@ func TestFingerprintFormat(t *testing.T) {
 	}
 	if s := d.String(); !regexp.MustCompile(`^CN=Example Org smimeproxy Root CA,O=Example Org \(SHA-256 fingerprint [0-9A-F:]{95}\)$`).MatchString(s) {
 		t.Errorf("Describe string %q", s)
+	}
+}
+
+func TestParseCertificatesPEM(t *testing.T) {
+	c, _ := openTestCA(t, Options{RootKeyType: KeyP256})
+	key, err := GenerateKey(KeyP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyBlock, err := MarshalPrivateKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, esc := c.Root(), c.EscrowCertificate()
+	mixed := slices.Concat([]byte("comment\n"), keyBlock, certPEM(root), []byte("between\n"), certPEM(esc))
+	got, err := ParseCertificatesPEM(mixed)
+	if err != nil || len(got) != 2 || !got[0].Equal(root) || !got[1].Equal(esc) {
+		t.Fatalf("mixed PEM: %d certificates, %v", len(got), err)
+	}
+	if got, err := ParseCertificatesPEM(keyBlock); err != nil || len(got) != 0 {
+		t.Errorf("key only: %d certificates, %v", len(got), err)
+	}
+	if got, err := ParseCertificatesPEM(root.Raw); err != nil || len(got) != 0 {
+		t.Errorf("DER: %d certificates, %v (DER is the caller's business)", len(got), err)
+	}
+	bad := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw[:len(root.Raw)-1]})
+	if _, err := ParseCertificatesPEM(slices.Concat(certPEM(root), bad)); err == nil || !strings.Contains(err.Error(), "certificate 2") {
+		t.Errorf("damaged second certificate: %v", err)
 	}
 }

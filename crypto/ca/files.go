@@ -106,26 +106,37 @@ func readCerts(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read certificate: %w", err)
 	}
+	certs, err := ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s", err, path)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return certs, nil
+}
+
+// ParseCertificatesPEM returns the certificates of every CERTIFICATE block
+// in data, in order, skipping other blocks (keys, parameters) and text
+// between them. None found is an empty result, not an error: callers
+// decide whether DER or an empty file is acceptable.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for rest := data; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			break
+			return certs, nil
 		}
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("parse certificate in %s: %w", path, err)
+			return nil, fmt.Errorf("parse certificate %d: %w", len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return certs, nil
 }
 
 // readKey reads a PEM private key file.
