@@ -124,22 +124,7 @@ func (c *CA) loadOrCreateRoot(kind KeyType) error {
 		kind = KeyRSA3072
 	}
 	keyPath, certPath := c.path(RootKeyFile), c.path(RootCertFile)
-	if ok, err := exists(keyPath); err != nil {
-		return err
-	} else if !ok {
-		k, err := GenerateKey(kind)
-		if err != nil {
-			return fmt.Errorf("root key: %w", err)
-		}
-		data, err := MarshalPrivateKeyPEM(k)
-		if err != nil {
-			return err
-		}
-		if _, err := createFile(keyPath, data, keyMode); err != nil {
-			return err
-		}
-	}
-	key, err := readKey(keyPath)
+	key, err := loadOrCreateKey(keyPath, kind)
 	if err != nil {
 		return fmt.Errorf("root key: %w", err)
 	}

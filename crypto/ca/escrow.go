@@ -70,20 +70,7 @@ func (c *CA) loadOrCreateEscrow() error {
 		c.escrow = renewed
 		return nil
 	}
-	if !haveKey {
-		k, err := GenerateKey(KeyRSA3072)
-		if err != nil {
-			return err
-		}
-		data, err := MarshalPrivateKeyPEM(k)
-		if err != nil {
-			return err
-		}
-		if _, err := createFile(keyPath, data, keyMode); err != nil {
-			return err
-		}
-	}
-	key, err := readKey(keyPath)
+	key, err := loadOrCreateKey(keyPath, KeyRSA3072)
 	if err != nil {
 		return err
 	}

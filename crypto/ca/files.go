@@ -140,6 +140,31 @@ func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 }
 
 // readKey reads a PEM private key file.
+// loadOrCreateKey reads the PEM private key at path, first generating one
+// of kind there when the file is missing. createFile never replaces a
+// file, so processes starting at once all end up with the key that was
+// written first.
+func loadOrCreateKey(path string, kind KeyType) (crypto.Signer, error) {
+	ok, err := exists(path)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		k, err := GenerateKey(kind)
+		if err != nil {
+			return nil, err
+		}
+		data, err := MarshalPrivateKeyPEM(k)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := createFile(path, data, keyMode); err != nil {
+			return nil, err
+		}
+	}
+	return readKey(path)
+}
+
 func readKey(path string) (crypto.Signer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
