@@ -82,30 +82,12 @@ func StartPostgres(t testing.TB) *PostgresCluster {
 // the test is skipped, or failed under SMIMEPROXY_REQUIRE_TOOLS=1.
 func (c *PostgresCluster) Database(t testing.TB) string {
 	t.Helper()
-	c.ensure(t)
-	c.mu.Lock()
-	c.n++
-	name := fmt.Sprintf("t%d_%s", c.n, dbName(t.Name()))
-	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, c.dsn("postgres"))
-	if err != nil {
-		t.Fatalf("connect to test cluster: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	return c.dsn(name)
+	return c.dsn(c.create(t, "DATABASE"))
 }
 
-// Schema creates a fresh, empty schema for t in one database shared by
-// the cluster's tests and returns a DSN whose search_path is that schema,
-// so unqualified tables land there. Much faster than Database (no copy of
-// a template database), isolated enough for code that keeps to its own
-// tables.
-func (c *PostgresCluster) Schema(t testing.TB) string {
+// create makes a DATABASE or SCHEMA named after t (starting the cluster on
+// first use) and returns its name.
+func (c *PostgresCluster) create(t testing.TB, kind string) string {
 	t.Helper()
 	c.ensure(t)
 	c.mu.Lock()
@@ -119,9 +101,20 @@ func (c *PostgresCluster) Schema(t testing.TB) string {
 		t.Fatalf("connect to test cluster: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create schema %s: %v", name, err)
+	if _, err := conn.Exec(ctx, `CREATE `+kind+` `+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create %s %s: %v", strings.ToLower(kind), name, err)
 	}
+	return name
+}
+
+// Schema creates a fresh, empty schema for t in one database shared by
+// the cluster's tests and returns a DSN whose search_path is that schema,
+// so unqualified tables land there. Much faster than Database (no copy of
+// a template database), isolated enough for code that keeps to its own
+// tables.
+func (c *PostgresCluster) Schema(t testing.TB) string {
+	t.Helper()
+	name := c.create(t, "SCHEMA") // first: it starts the cluster, which sets the port
 	return c.dsn("postgres") + "&search_path=" + name
 }
 
