@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -102,18 +103,27 @@ func readInput(s stdio, path string, limit int64) ([]byte, error) {
 // writeOutput writes data to the named file (0600, replaced atomically) or
 // to stdout for "" or "-".
 func writeOutput(s stdio, path string, data []byte) error {
-	if path == "" || path == "-" {
-		_, err := s.out.Write(data)
+	return writeOutputStream(s, path, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
+	})
+}
+
+// parseFlags parses args; done reports that the command should end now
+// with code (help: 0, bad flags or stray arguments: 2).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, true
+		}
+		return exitUsage, true
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write output: %w", err)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q; input is given with -in\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, true
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return errors.Join(fmt.Errorf("write output: %w", err), os.Remove(tmp))
-	}
-	return nil
+	return 0, false
 }
 
 // maxInput bounds what the offline commands read into memory.

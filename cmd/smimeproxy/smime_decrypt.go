@@ -25,7 +25,7 @@ func runSmimeDecrypt(_ context.Context, s stdio, args []string) int {
 		fmt.Fprintln(s.err, "Writes the decrypted message: the outer header fields, MIME-Version and the decrypted MIME entity, CRLF line ends.")
 		fs.PrintDefaults()
 	}
-	if code, done := parseCryptFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if *certFile == "" || *keyFile == "" {

@@ -33,7 +33,7 @@ func runSmimeEncrypt(_ context.Context, s stdio, args []string) int {
 		fmt.Fprintln(s.err, "Encrypts the message body to every -to certificate; From, To, Subject and the other header fields stay readable.")
 		fs.PrintDefaults()
 	}
-	if code, done := parseCryptFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if len(to) == 0 {
@@ -114,23 +114,6 @@ func writeOutputStream(s stdio, path string, write func(io.Writer) error) error 
 		return errors.Join(err, os.Remove(tmp))
 	}
 	return nil
-}
-
-// parseCryptFlags parses args; done reports that the command should end
-// now with code (help: 0, bad flags or stray arguments: 2).
-func parseCryptFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, true
-		}
-		return exitUsage, true
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q; input is given with -in\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return exitUsage, true
-	}
-	return 0, false
 }
 
 func cryptUsageError(fs *flag.FlagSet, msg string) int {

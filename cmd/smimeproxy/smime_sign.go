@@ -91,23 +91,6 @@ func signHint(err error, cert *x509.Certificate) error {
 	return err
 }
 
-// parseFlags parses args; done reports that the command should end now
-// with code (help: 0, bad flags or stray arguments: 2).
-func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, true
-		}
-		return exitUsage, true
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q; input is given with -in\n", fs.Name(), fs.Arg(0))
-		fs.Usage()
-		return exitUsage, true
-	}
-	return 0, false
-}
-
 func usageError(s stdio, fs *flag.FlagSet, msg string) int {
 	fmt.Fprintf(s.err, "%s: %s\n", fs.Name(), msg)
 	fs.Usage()
