@@ -31,8 +31,8 @@ func (s *Service) rememberFor(d time.Duration) time.Duration {
 }
 
 // unlockFor puts a copy of mk into the cache and says until when it stays.
-func (s *Service) unlockFor(id string, mk *seal.MasterKey, remember time.Duration) time.Time {
-	s.cache.put(id, mk.Bytes(), s.rememberFor(remember))
+func (s *Service) unlockFor(id, email string, mk *seal.MasterKey, remember time.Duration) time.Time {
+	s.cache.put(id, email, mk.Bytes(), s.rememberFor(remember))
 	until, _ := s.cache.until(id)
 	return until
 }
@@ -67,7 +67,7 @@ func (s *Service) Unlock(ctx context.Context, req UnlockRequest) (time.Time, err
 	}
 	defer mk.Wipe()
 	s.backoff.reset(keys...)
-	until := s.unlockFor(r.ID, mk, req.Remember)
+	until := s.unlockFor(r.ID, email, mk, req.Remember)
 	s.log.Info("Digital ID unlocked", "email", email, "until", until)
 	return until, nil
 }

@@ -276,7 +276,7 @@ func (s *Service) commitEnrolment(ctx context.Context, e *enrolment, hash []byte
 	if supersede != "" {
 		s.cache.lock(supersede) // its key is of no use any more
 	}
-	until := s.unlockFor(e.id.ID, e.mk, remember)
+	until := s.unlockFor(e.id.ID, email, e.mk, remember)
 	s.log.Info("Digital ID enrolled", "email", email, "id", e.id.ID, "purpose", string(purpose), "state", string(e.id.State))
 	d, err := s.describe(ctx, e.id)
 	if err != nil {

@@ -102,6 +102,9 @@ type Service struct {
 	cache   *unlockCache
 	backoff *backoff
 
+	lockMu sync.Mutex
+	onLock []func(email string) // OnLock listeners
+
 	secretMu sync.Mutex
 	secret   []byte // token HMAC key, loaded once
 
@@ -163,6 +166,7 @@ func newService(rec records, opts Options) (*Service, error) {
 		idle = s.remember
 	}
 	s.cache = newUnlockCache(s.clock, idle)
+	s.cache.gone = s.locked
 	s.backoff = newBackoff(s.clock, BackoffBase, BackoffMax)
 	go s.sweeper()
 	return s, nil

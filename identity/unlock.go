@@ -49,30 +49,58 @@ func (e *RetryError) Unwrap() error { return ErrTooManyAttempts }
 type unlockCache struct {
 	clock Clock
 	idle  time.Duration
+	// gone, when set, is told the mailbox of every entry that dies (lock,
+	// expiry, shutdown). It runs after mu is released, so it may call back.
+	gone func(email string)
 
 	mu      sync.Mutex
 	entries map[string]*unlocked // by Digital ID id
+	byEmail map[string]string    // mailbox → Digital ID id of its entry
 }
 
 type unlocked struct {
+	email    string
 	master   []byte
 	lastUse  time.Time
 	deadline time.Time // absolute expiry
 }
 
 func newUnlockCache(clock Clock, idle time.Duration) *unlockCache {
-	return &unlockCache{clock: clock, idle: idle, entries: map[string]*unlocked{}}
+	return &unlockCache{clock: clock, idle: idle, entries: map[string]*unlocked{}, byEmail: map[string]string{}}
 }
 
 // put takes ownership of master; the cache wipes it when the entry dies.
-func (c *unlockCache) put(id string, master []byte, remember time.Duration) {
+// email is the mailbox of the Digital ID (for unlocked and gone).
+func (c *unlockCache) put(id, email string, master []byte, remember time.Duration) {
 	now := c.clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[id]; ok {
 		clear(old.master)
 	}
-	c.entries[id] = &unlocked{master: master, lastUse: now, deadline: now.Add(remember)}
+	c.entries[id] = &unlocked{email: email, master: master, lastUse: now, deadline: now.Add(remember)}
+	c.byEmail[email] = id
+}
+
+// removeLocked wipes and drops one entry (c.mu held) and returns its
+// mailbox.
+func (c *unlockCache) removeLocked(id string, e *unlocked) string {
+	clear(e.master)
+	delete(c.entries, id)
+	if c.byEmail[e.email] == id {
+		delete(c.byEmail, e.email)
+	}
+	return e.email
+}
+
+// tell reports dead entries' mailboxes to gone; c.mu must not be held.
+func (c *unlockCache) tell(emails ...string) {
+	if c.gone == nil {
+		return
+	}
+	for _, e := range emails {
+		c.gone(e)
+	}
 }
 
 // get returns a copy of the master key of an unlocked ID (the caller wipes
@@ -81,18 +109,42 @@ func (c *unlockCache) put(id string, master []byte, remember time.Duration) {
 func (c *unlockCache) get(id string) ([]byte, error) {
 	now := c.clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.entries[id]
 	if !ok {
+		c.mu.Unlock()
 		return nil, ErrLocked
 	}
 	if c.expired(e, now) {
-		clear(e.master)
-		delete(c.entries, id)
+		email := c.removeLocked(id, e)
+		c.mu.Unlock()
+		c.tell(email)
 		return nil, ErrLocked
 	}
 	e.lastUse = now
-	return append([]byte(nil), e.master...), nil
+	out := append([]byte(nil), e.master...)
+	c.mu.Unlock()
+	return out, nil
+}
+
+// unlocked reports whether email's Digital ID has a live entry. It is not a
+// use: the idle expiry is not pushed back. An entry found expired dies here.
+func (c *unlockCache) unlocked(email string) bool {
+	now := c.clock.Now()
+	c.mu.Lock()
+	id, ok := c.byEmail[email]
+	if !ok {
+		c.mu.Unlock()
+		return false
+	}
+	e := c.entries[id]
+	if !c.expired(e, now) {
+		c.mu.Unlock()
+		return true
+	}
+	c.removeLocked(id, e)
+	c.mu.Unlock()
+	c.tell(email)
+	return false
 }
 
 // until tells when an unlocked ID locks by itself if not used before.
@@ -117,37 +169,41 @@ func (c *unlockCache) expired(e *unlocked, now time.Time) bool {
 // lock wipes one ID's key at once; it reports whether it was unlocked.
 func (c *unlockCache) lock(id string) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.entries[id]
-	if ok {
-		clear(e.master)
-		delete(c.entries, id)
+	if !ok {
+		c.mu.Unlock()
+		return false
 	}
-	return ok
+	email := c.removeLocked(id, e)
+	c.mu.Unlock()
+	c.tell(email)
+	return true
 }
 
 // sweep wipes every expired entry, so expired keys do not linger in memory
 // until someone asks for them.
 func (c *unlockCache) sweep() {
 	now := c.clock.Now()
+	var gone []string
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for id, e := range c.entries {
 		if c.expired(e, now) {
-			clear(e.master)
-			delete(c.entries, id)
+			gone = append(gone, c.removeLocked(id, e))
 		}
 	}
+	c.mu.Unlock()
+	c.tell(gone...)
 }
 
 // wipeAll locks everything (shutdown).
 func (c *unlockCache) wipeAll() {
+	var gone []string
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for id, e := range c.entries {
-		clear(e.master)
-		delete(c.entries, id)
+		gone = append(gone, c.removeLocked(id, e))
 	}
+	c.mu.Unlock()
+	c.tell(gone...)
 }
 
 // backoff slows down password guessing: after the n-th wrong password in a

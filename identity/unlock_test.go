@@ -47,7 +47,7 @@ func TestUnlockCacheExpiry(t *testing.T) {
 			clk := newFakeClock()
 			uc := newUnlockCache(clk, c.idle)
 			master := []byte("0123456789abcdef0123456789abcdef")
-			uc.put("id1", master, c.remember)
+			uc.put("id1", "id1@example.test", master, c.remember)
 			for i, d := range c.steps {
 				clk.Advance(d)
 				got, err := uc.get("id1")
@@ -72,8 +72,8 @@ func TestUnlockCacheExpiry(t *testing.T) {
 func TestUnlockCacheLockWipesAtOnce(t *testing.T) {
 	uc := newUnlockCache(newFakeClock(), time.Hour)
 	master := bytes.Repeat([]byte{0x5a}, 32)
-	uc.put("id1", master, time.Hour)
-	uc.put("id2", bytes.Repeat([]byte{0x33}, 32), time.Hour)
+	uc.put("id1", "id1@example.test", master, time.Hour)
+	uc.put("id2", "id2@example.test", bytes.Repeat([]byte{0x33}, 32), time.Hour)
 	cp, err := uc.get("id1")
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +104,8 @@ func TestUnlockCacheSweep(t *testing.T) {
 	uc := newUnlockCache(clk, time.Hour)
 	short := bytes.Repeat([]byte{1}, 32)
 	long := bytes.Repeat([]byte{2}, 32)
-	uc.put("short", short, time.Minute)
-	uc.put("long", long, 50*time.Minute)
+	uc.put("short", "short@example.test", short, time.Minute)
+	uc.put("long", "long@example.test", long, 50*time.Minute)
 	clk.Advance(2 * time.Minute)
 	uc.sweep()
 	if !bytes.Equal(short, make([]byte, 32)) || bytes.Equal(long, make([]byte, 32)) {

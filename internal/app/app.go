@@ -32,6 +32,9 @@ import (
 // requests; the proxies close their connections at once.
 const ShutdownTimeout = time.Second
 
+// The IMAP viewer learns from the identity service when a key locks.
+var _ imapproxy.UnlockReporter = (*identity.Service)(nil)
+
 // App is a running gateway.
 type App struct {
 	Config     *config.Config
@@ -43,6 +46,7 @@ type App struct {
 
 	IMAPAddr, SMTPAddr, AdminAddr net.Addr
 
+	viewer    *imapproxy.SMIMEViewer
 	log       *slog.Logger
 	cancel    context.CancelFunc
 	closers   []func() error // listeners and proxies, closed in reverse order
@@ -180,6 +184,11 @@ func (a *App) startIMAP(ctx context.Context, listenerTLS, upTLS *tls.Config, unl
 	if err != nil {
 		return fmt.Errorf("imap viewer: %w", err)
 	}
+	// Plaintext read with a key must go when the key does: the viewer asks
+	// Identity.Unlocked on every cache hit, and every lock (admin or page,
+	// revocation, expiry, shutdown) drops the user's views at once.
+	a.Identity.OnLock(viewer.Wipe)
+	a.viewer = viewer
 	p, err := imapproxy.NewProxy(imapproxy.Options{
 		Listen: c.Listen, ListenTLS: string(c.ListenTLS), TLSConfig: listenerTLS,
 		Upstream: c.Upstream, UpstreamTLS: string(c.UpstreamTLS), UpstreamTLSConfig: upTLS,
