@@ -18,6 +18,12 @@ func versionString() string {
 	if !ok {
 		return "smimeproxy (no build information)"
 	}
+	return formatVersion(bi)
+}
+
+// formatVersion is versionString for given build information:
+// "smimeproxy VERSION revision REV[+dirty][ TIME] GOVERSION".
+func formatVersion(bi *debug.BuildInfo) string {
 	version := bi.Main.Version
 	if version == "" {
 		version = "(devel)"
