@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+
+	"smimeproxy/config"
 )
 
 // MuttFile is the name of a user's mutt configuration in the demo
@@ -41,13 +43,27 @@ func (d *Demo) WriteMuttrcs() error {
 	return nil
 }
 
+// TLSModeName is how a mail client's settings call a listener's TLS mode.
+func TLSModeName(m config.TLSMode) string {
+	switch m {
+	case config.TLSStartTLS:
+		return "STARTTLS"
+	case config.TLSImplicit:
+		return "SSL/TLS"
+	case config.TLSNone:
+		return "no TLS"
+	}
+	return string(m)
+}
+
 // WriteBanner prints what a person needs to try the demo.
 func (d *Demo) WriteBanner(w io.Writer, bin string) {
 	i := d.Info
 	cfg := filepath.Join(d.Dir, DemoConfigFile)
 	fmt.Fprintf(w, "smimeproxy demo is running. Files: %s\n\n", d.Dir)
 	fmt.Fprintf(w, "Mail client settings (server 127.0.0.1, login = full address + mail password):\n")
-	fmt.Fprintf(w, "  IMAP  %s  STARTTLS\n  SMTP  %s  STARTTLS, AUTH PLAIN or LOGIN\n", i.IMAP, i.SMTP)
+	fmt.Fprintf(w, "  IMAP  %s  %s\n  SMTP  %s  %s, AUTH PLAIN or LOGIN\n",
+		i.IMAP, TLSModeName(d.App.Config.IMAP.ListenTLS), i.SMTP, TLSModeName(d.App.Config.SMTP.ListenTLS))
 	fmt.Fprintf(w, "  Trust this CA root (TLS certificates and Digital IDs): %s\n\n", i.CAPEM)
 	fmt.Fprintf(w, "Users:\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
