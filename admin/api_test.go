@@ -19,6 +19,7 @@ func TestAdminCallsNeedTheBearer(t *testing.T) {
 		{"GET", "/api/v1/identities"},
 		{"GET", "/api/v1/identities/alice@example.test"},
 		{"DELETE", "/api/v1/identities/alice@example.test"},
+		{"GET", "/api/v1/identities/alice@example.test/escrow"},
 		{"GET", "/api/v1/trust/roots"},
 		{"POST", "/api/v1/trust/roots"},
 		{"DELETE", "/api/v1/trust/roots/AB:CD"},

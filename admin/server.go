@@ -35,6 +35,7 @@ type Identity interface {
 	List(ctx context.Context) ([]identity.DigitalID, error)
 	Show(ctx context.Context, email string) (*identity.Details, error)
 	Revoke(ctx context.Context, email string) error
+	EscrowedKeys(ctx context.Context, email string) (*identity.Escrow, error)
 	PublicCertificates(ctx context.Context, email string) ([]*x509.Certificate, error)
 	TrustList(ctx context.Context, email string) ([]identity.TrustedRoot, error)
 	TrustAdd(ctx context.Context, cert *x509.Certificate) (*identity.TrustedRoot, error)
@@ -166,6 +167,7 @@ func (s *Server) routes() {
 	admin("GET /api/v1/identities", s.apiListIdentities)
 	admin("GET /api/v1/identities/{email}", s.apiShowIdentity)
 	admin("DELETE /api/v1/identities/{email}", s.apiRevokeIdentity)
+	admin("GET /api/v1/identities/{email}/escrow", s.apiEscrow)
 	admin("GET /api/v1/trust/roots", s.apiTrustList)
 	admin("POST /api/v1/trust/roots", s.apiTrustAdd)
 	admin("DELETE /api/v1/trust/roots/{fingerprint}", s.apiTrustRemove)

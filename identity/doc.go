@@ -27,13 +27,35 @@
 // # Key recovery offline
 //
 // Each escrowed encryption key is a DER CMS EnvelopedData whose content is
-// the PKCS#8 private key, encrypted to the CA's key-recovery certificate.
-// The key-recovery private key is meant to stay offline: a gateway operator
-// can keep it off the machine and put it into the CA directory only while
-// a recovery enrolment runs. An administrator recovers an escrowed key by
-// hand with:
+// the PKCS#8 private key, encrypted to the CA's key-recovery certificate
+// (escrow.crt in the CA directory). The key-recovery private key
+// (escrow.key) is meant to stay offline: a gateway operator can keep it off
+// the machine and put it into the CA directory only while a recovery
+// enrolment runs. Without any enrolment, an administrator recovers a key by
+// hand.
 //
-//	openssl cms -decrypt -inform DER -in escrow.der \
-//	    -recip recovery.crt -inkey recovery.key -binary -out key.der
+// First, export the envelopes from the running gateway: admin API
+// GET /api/v1/identities/{email}/escrow (admin bearer only; the envelopes
+// are of no use without escrow.key), or the CLI, which writes one FILE.der
+// per encryption key with its certificate as FILE.crt (mode 0600, never
+// overwriting an earlier export):
+//
+//	smimeproxy admin -config smimeproxy.toml ids escrow alice@example.org -out export/
+//
+// Then, on the machine that holds escrow.crt and escrow.key, open each
+// envelope and check that the key is the certificate's (the last two
+// commands print the same public key):
+//
+//	openssl cms -decrypt -inform DER -in export/FILE.der \
+//	    -recip escrow.crt -inkey escrow.key -binary -out key.der
 //	openssl pkey -inform DER -in key.der -out key.pem
+//	openssl pkey -in key.pem -pubout
+//	openssl x509 -in export/FILE.crt -noout -pubkey
+//
+// Finally hand the key to its user, e.g. as PKCS#12, and delete key.der and
+// key.pem:
+//
+//	openssl pkcs12 -export -inkey key.pem -in export/FILE.crt -out alice.p12
+//
+// Every export is recorded in the audit log ("escrow.export").
 package identity

@@ -38,7 +38,7 @@ func runAdmin(ctx context.Context, s stdio, args []string) int {
 	fset.Usage = func() {
 		fmt.Fprint(s.err, "usage: smimeproxy admin [-config F] [-json] <verb> …\n\n"+
 			"  token create -email A [-purpose enroll|recover] [-ttl 72h]\n"+
-			"  ids list | ids show A | ids revoke A\n"+
+			"  ids list | ids show A | ids revoke A | ids escrow A [-out DIR]\n"+
 			"  trust list | trust add FILE.pem | trust remove FINGERPRINT\n\n")
 		fset.PrintDefaults()
 	}
@@ -54,11 +54,12 @@ func runAdmin(ctx context.Context, s stdio, args []string) int {
 				"create": {"issue a single-use security token for a mailbox", a.tokenCreate},
 			}, args)
 		}},
-		"ids": {"Digital IDs: list, show A, revoke A", func(ctx context.Context, s stdio, args []string) int {
+		"ids": {"Digital IDs: list, show A, revoke A, escrow A", func(ctx context.Context, s stdio, args []string) int {
 			return dispatch(ctx, s, "smimeproxy admin ids", map[string]command{
 				"list":   {"list every mailbox's Digital ID", a.idsList},
 				"show":   {"show one mailbox's Digital IDs", a.idsShow},
 				"revoke": {"revoke a mailbox's Digital ID", a.idsRevoke},
+				"escrow": {"save a mailbox's escrowed encryption keys for offline recovery", a.idsEscrow},
 			}, args)
 		}},
 		"trust": {"org-wide trusted roots: list, add FILE, remove FPR", func(ctx context.Context, s stdio, args []string) int {
