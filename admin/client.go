@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"smimeproxy/crypto/seal"
 )
@@ -74,17 +76,29 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("%w at %s (%v)", ErrUnreachable, base, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
 		return fmt.Errorf("%w at %s: reading the reply: %v", ErrUnreachable, base, err)
 	}
-	if resp.StatusCode >= 300 {
+	return decodeReply(base, resp.StatusCode, data, out)
+}
+
+// maxReply bounds what the client reads of a reply.
+const maxReply = 16 << 20
+
+// decodeReply turns a reply of the (possibly remote, possibly not even
+// smimeproxy) endpoint at base into out or an error: an *APIError for any
+// status from 300 on, with the endpoint's code and message when the body
+// has the error shape.
+func decodeReply(base string, status int, data []byte, out any) error {
+	if status >= 300 {
 		var eb errorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			return &APIError{Status: resp.StatusCode, Code: "http_error",
+			return &APIError{Status: status, Code: "http_error",
 				Message: fmt.Sprintf("unexpected reply from %s: is this the smimeproxy admin endpoint?", base)}
 		}
-		return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RequestID: eb.Error.RequestID}
+		return &APIError{Status: status, Code: printable(eb.Error.Code, 64), Message: printable(eb.Error.Message, maxMessage),
+			RequestID: printable(eb.Error.RequestID, 64)}
 	}
 	if out == nil {
 		return nil
@@ -93,6 +107,27 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("admin endpoint at %s: unreadable reply: %w", base, err)
 	}
 	return nil
+}
+
+// maxMessage bounds the length (in characters) of an error message taken
+// from a reply.
+const maxMessage = 1000
+
+// printable makes text from a reply safe to print on a terminal: control
+// and format characters (escape sequences, bidi overrides) become spaces,
+// invalid UTF-8 becomes U+FFFD, and it is cut to max characters.
+func printable(text string, max int) string {
+	text = strings.ToValidUTF8(text, "\uFFFD")
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, text)
+	if utf8.RuneCountInString(text) > max {
+		text = string([]rune(text)[:max]) + "…"
+	}
+	return text
 }
 
 // CreateToken issues a security token.

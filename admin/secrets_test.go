@@ -53,7 +53,7 @@ func TestImportRepliesWithTheNoEscrowWarning(t *testing.T) {
 
 // bobPKCS12 returns a PKCS#12 of a test user's encryption key and the key's
 // PKCS#8 DER.
-func bobPKCS12(t *testing.T, password string) ([]byte, []byte) {
+func bobPKCS12(t testing.TB, password string) ([]byte, []byte) {
 	t.Helper()
 	u := mailtest.NewPKI(t).User(t, bob, mailtest.RSA, mailtest.DualUse)
 	p12, err := pkcs12.Modern.Encode(u.EncKey, u.EncCert, u.Chain, password)
