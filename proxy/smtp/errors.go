@@ -21,10 +21,16 @@ func reply(code int, enhanced string, format string, args ...any) *gosmtp.SMTPEr
 
 func parseEnhanced(s string, code int) gosmtp.EnhancedCode {
 	var e gosmtp.EnhancedCode
-	if n, err := fmt.Sscanf(s, "%d.%d.%d", &e[0], &e[1], &e[2]); err != nil || n != 3 || e[0] != code/100 {
+	if n, err := fmt.Sscanf(s, "%d.%d.%d", &e[0], &e[1], &e[2]); err != nil || n != 3 || !enhancedOK(e, code) {
 		return gosmtp.EnhancedCode{code / 100, 0, 0}
 	}
 	return e
+}
+
+// enhancedOK reports whether e is an RFC 3463 status fit to go with code:
+// the same class, subject and detail of one to three digits.
+func enhancedOK(e gosmtp.EnhancedCode, code int) bool {
+	return e[0] == code/100 && e[1] >= 0 && e[1] <= 999 && e[2] >= 0 && e[2] <= 999
 }
 
 // Fixed replies.
@@ -67,7 +73,7 @@ func fromUpstream(err error, id string) (r *gosmtp.SMTPError, lost bool) {
 	var se *gosmtp.SMTPError
 	if errors.As(err, &se) && (se.Code/100 == 4 || se.Code/100 == 5) {
 		enh := se.EnhancedCode
-		if enh[0] != se.Code/100 || enh[1] < 0 || enh[2] < 0 {
+		if !enhancedOK(enh, se.Code) {
 			enh = gosmtp.EnhancedCode{se.Code / 100, 0, 0}
 		}
 		text := sanitize(se.Message)
