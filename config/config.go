@@ -131,6 +131,9 @@ type CA struct {
 type Keys struct {
 	RememberDefault Duration `toml:"remember_default"`
 	RememberMax     Duration `toml:"remember_max"`
+	// IdleLock locks an unlocked Digital ID after this long without use,
+	// before its remembered period ends; 0 leaves only the period.
+	IdleLock Duration `toml:"idle_lock"`
 }
 
 // Policy is the outbound signing and encryption policy.

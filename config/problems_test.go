@@ -37,6 +37,8 @@ func TestProblems(t *testing.T) {
 			[]wantProblem{{2, "keys.remember_default", `invalid duration "30 minutes"`}}},
 		{"duration as integer", "[keys]\n\nremember_max = 300\n",
 			[]wantProblem{{3, "keys.remember_max", "must be a duration string"}}},
+		{"idle lock too short", "[keys]\nidle_lock = \"10s\"\n",
+			[]wantProblem{{2, "keys.idle_lock", "must be 0 (off) or at least 1m"}}},
 		{"bad size", "[imap]\ncache_size = \"256 MiBs\"\n",
 			[]wantProblem{{2, "imap.cache_size", "unit must be B, KB, MB or GB"}}},
 		{"negative size", "[smtp]\nmax_message_size = -5\n",

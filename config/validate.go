@@ -202,6 +202,9 @@ func validateKeys(c *Config, v *validator) {
 	if max <= 0 {
 		v.bad("keys.remember_max", "is %s; must be positive", c.Keys.RememberMax)
 	}
+	if idle := c.Keys.IdleLock.Std(); idle < 0 || (idle > 0 && idle < time.Minute) {
+		v.bad("keys.idle_lock", "is %s; must be 0 (off) or at least 1m", c.Keys.IdleLock)
+	}
 }
 
 // checkDistinct reports listen addresses (with a fixed port) used twice.

@@ -48,7 +48,8 @@ type Options struct {
 	Seal    seal.Params
 	Limiter *seal.Limiter
 	// Remember is the default unlock period, RememberMax its cap (config
-	// [keys]); IdleTimeout locks an ID unused that long (0: Remember).
+	// [keys]); IdleTimeout locks an ID unused that long before its period
+	// ends (0: no idle lock, the remembered period alone counts).
 	Remember    time.Duration
 	RememberMax time.Duration
 	IdleTimeout time.Duration
@@ -161,11 +162,7 @@ func newService(rec records, opts Options) (*Service, error) {
 	if s.minPW <= 0 {
 		s.minPW = 8
 	}
-	idle := opts.IdleTimeout
-	if idle <= 0 {
-		idle = s.remember
-	}
-	s.cache = newUnlockCache(s.clock, idle)
+	s.cache = newUnlockCache(s.clock, max(opts.IdleTimeout, 0))
 	s.cache.gone = s.locked
 	s.backoff = newBackoff(s.clock, BackoffBase, BackoffMax)
 	go s.sweeper()

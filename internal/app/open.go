@@ -188,6 +188,7 @@ func newIdentity(cfg *config.Config, st store.Store, authority *ca.CA, imapUpTLS
 		KeyType:     keyType,
 		Remember:    cfg.Keys.RememberDefault.Std(),
 		RememberMax: cfg.Keys.RememberMax.Std(),
+		IdleTimeout: cfg.Keys.IdleLock.Std(),
 		OrgRoots:    roots,
 		Domains:     cfg.Identity.Domains,
 	})
