@@ -63,8 +63,14 @@
 // # Extensions
 //
 // PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING are handled by the
-// proxy itself (go-smtp always offers them; signed and encrypted copies are
-// 7-bit). SMTPUTF8 is offered only when the upstream offers it (asked once
+// proxy itself (go-smtp always offers them), whatever the upstream offers.
+// For 8BITMIME that is sound because every copy the proxy sends upstream is
+// 7-bit (RFC 6152 permits the conversion), so it never declares
+// BODY=8BITMIME there: an encrypted copy is base64; a signed copy is
+// canonicalised before signing (RFC 8551 section 3.1.1), which re-encodes
+// 8-bit and binary leaves as quoted-printable or base64; an unsigned plain
+// copy with 8-bit data is converted the same way. Only the header can stay
+// 8-bit, and that needs SMTPUTF8. SMTPUTF8 is offered only when the upstream offers it (asked once
 // at start). SIZE is the configured maximum, lowered so that the encrypted
 // copy (about 4/3 of the message) still fits the upstream's SIZE.
 //

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -92,6 +93,9 @@ type env struct {
 	addr  string
 	carol *mailtest.User
 	logs  *bytes.Buffer // proxy logs (lockedWriter)
+	// upAddr, when set, is where proxies started later connect instead
+	// of the upstream (e.g. a relay that rewrites its replies).
+	upAddr string
 }
 
 type envOptions struct {
@@ -163,7 +167,7 @@ func (e *env) startProxy(pol policy.Policy, maxBytes int64) string {
 		e.logs = &bytes.Buffer{}
 	}
 	p, err := NewProxy(Options{
-		ListenTLS: TLSNone, Upstream: e.up.SMTPAddr(), UpstreamTLS: TLSNone,
+		ListenTLS: TLSNone, Upstream: cmp.Or(e.upAddr, e.up.SMTPAddr()), UpstreamTLS: TLSNone,
 		MaxMessageBytes: maxBytes,
 		Keys:            e.ids, Policy: pol,
 		UnlockURL:      func(a string) string { return unlockU + "?email=" + a },

@@ -80,6 +80,15 @@ func (s *session) sendEnvelope(m *message, pl *plan, env policy.Envelope, signed
 	body := m.entity
 	if env.Sign {
 		body = signed
+	} else if !env.Encrypt && !is7Bit(body) {
+		// Unsigned plain copy: 8-bit parts are re-encoded as for signing,
+		// so the copy is 7-bit like every other one and BODY=8BITMIME is
+		// never needed upstream (RFC 6152 allows the conversion).
+		var err error
+		if body, err = smime.Canonicalize(body); err != nil {
+			s.log.Error("7-bit conversion failed", "err", err)
+			return errInternal(s.id)
+		}
 	}
 	var der []byte
 	if env.Encrypt {
@@ -182,4 +191,14 @@ func writeBase64Lines(w io.Writer, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// is7Bit reports whether b has no byte above 127.
+func is7Bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
