@@ -2,15 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"smimeproxy/internal/mailtest"
 )
@@ -56,7 +59,7 @@ func newGpgHome(t *testing.T, w *world) *gpgHome {
 	t.Helper()
 	g := &gpgHome{gpgsm: mailtest.LookTool(t, "gpgsm", "gpgsm")}
 	gpgconf := mailtest.LookTool(t, "gpgconf", "gpgconf")
-	mailtest.LookTool(t, "gpg-agent", "gpg-agent")
+	agent := mailtest.LookTool(t, "gpg-agent", "gpg-agent")
 	// Short path: the agent's socket lives inside it (108-byte limit).
 	dir, err := os.MkdirTemp("", "gnupg-")
 	if err != nil {
@@ -72,6 +75,7 @@ func newGpgHome(t *testing.T, w *world) *gpgHome {
 	writeFile(t, filepath.Join(dir, "gpg-agent.conf"), []byte("allow-loopback-pinentry\n"))
 	// The agent reads trustlist.txt at start: it must exist before the first call.
 	writeFile(t, filepath.Join(dir, "trustlist.txt"), []byte(colonFingerprint(mailtest.NewPKI(t).Root)+" S\n"))
+	g.startAgent(t, agent)
 	g.must(t, nil, "--import", w.ca.Root, w.ca.Intermediate)
 	for _, use := range []mailtest.Use{mailtest.Signing, mailtest.Encryption} {
 		p12 := filepath.Join(dir, fmt.Sprintf("alice-%d.p12", use))
@@ -81,6 +85,31 @@ func newGpgHome(t *testing.T, w *world) *gpgHome {
 		g.must(t, []byte(gpgPassphrase), "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--import", p12)
 	}
 	return g
+}
+
+// startAgent starts this home's gpg-agent rather than leaving it to gpgsm,
+// which gives an agent it starts only a few seconds to come up: too few on
+// a loaded machine. The agent binds its socket before --daemon returns.
+// Its stderr goes to a file, not a pipe: the daemon keeps the descriptor
+// open, and a pipe would keep the wait for its end going forever.
+func (g *gpgHome) startAgent(t *testing.T, agent string) {
+	t.Helper()
+	logFile := filepath.Join(g.dir, "agent-start.log")
+	f, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), runDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agent, "--daemon")
+	cmd.Env = append(os.Environ(), g.env()...)
+	cmd.Stdout, cmd.Stderr = f, f
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(logFile)
+		t.Fatalf("gpg-agent --daemon: %v after %v, output: %s", err, time.Since(start).Round(time.Millisecond), bytes.TrimSpace(out))
+	}
 }
 
 func (g *gpgHome) env() []string { return []string{"GNUPGHOME=" + g.dir} }
@@ -108,10 +137,14 @@ func (g *gpgHome) run(t testing.TB, stdin []byte, args ...string) result {
 // say good signature, valid, and fully trusted (chain to the trustlist root).
 func (g *gpgHome) verify(t testing.TB, args ...string) {
 	t.Helper()
-	status := g.must(t, nil, append([]string{"--status-fd", "1", "--verify"}, args...)...)
+	args = append([]string{"--status-fd", "1", "--verify"}, args...)
+	r := g.run(t, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("gpgsm %s: %s\nstatus:\n%s", strings.Join(args, " "), r, r.stdout)
+	}
 	for _, want := range []string{"[GNUPG:] GOODSIG ", "[GNUPG:] VALIDSIG ", "[GNUPG:] TRUST_FULLY"} {
-		if !bytes.Contains(status, []byte(want)) {
-			t.Errorf("gpgsm --verify status lacks %q:\n%s", want, status)
+		if !bytes.Contains(r.stdout, []byte(want)) {
+			t.Errorf("gpgsm --verify status lacks %q (%s):\n%s", want, r, r.stdout)
 		}
 	}
 }

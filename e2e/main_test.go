@@ -51,17 +51,34 @@ func runMain(m *testing.M) int {
 type result struct {
 	stdout, stderr []byte
 	code           int
+	took           time.Duration
+	killed         bool // by run's deadline
 }
 
+// String says how the run ended, with its stderr, for failure messages;
+// a run killed at the deadline says so, since its stderr is often empty.
 func (r result) String() string {
-	return fmt.Sprintf("exit %d, stderr: %s", r.code, bytes.TrimSpace(r.stderr))
+	stderr := bytes.TrimSpace(r.stderr)
+	if len(stderr) == 0 {
+		stderr = []byte("(empty)")
+	}
+	how := fmt.Sprintf("exit %d after %v", r.code, r.took.Round(time.Millisecond))
+	if r.killed {
+		how = fmt.Sprintf("killed at the %v deadline", runDeadline)
+	}
+	return fmt.Sprintf("%s, stderr: %s", how, stderr)
 }
+
+// runDeadline bounds one run of an external program. It only ends a
+// program that hangs: on a loaded 2-core CI machine, starting gpg-agent or
+// a 3DES PKCS#12 import has taken seconds, never minutes.
+const runDeadline = 2 * time.Minute
 
 // run runs a program with a deadline and returns its output and exit code;
 // it fails the test only when the program cannot be started.
 func run(t testing.TB, env []string, stdin []byte, prog string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), runDeadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	if env != nil {
@@ -70,7 +87,9 @@ func run(t testing.TB, env []string, stdin []byte, prog string, args ...string) 
 	cmd.Stdin = bytes.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
 	err := cmd.Run()
+	took := time.Since(start)
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -78,7 +97,7 @@ func run(t testing.TB, env []string, stdin []byte, prog string, args ...string) 
 	default:
 		t.Fatalf("run %s: %v", prog, err)
 	}
-	return result{out.Bytes(), errb.Bytes(), cmd.ProcessState.ExitCode()}
+	return result{out.Bytes(), errb.Bytes(), cmd.ProcessState.ExitCode(), took, ctx.Err() != nil}
 }
 
 // cli runs `smimeproxy args…`.
