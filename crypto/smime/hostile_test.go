@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +17,7 @@ import (
 )
 
 // Hostile input: every case ends in a clear error (a sentinel callers can
-// branch on) or a correct result, within bounded memory and time, and
+// branch on) or a correct result, within bounded memory (and a hang guard), and
 // never in a panic. The bounds asserted are generous multiples of the
 // input, as allocation totals are deterministic for a given input but
 // differ between implementations.
@@ -68,10 +68,19 @@ func plainMessage(body string) []byte {
 		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n" + body)
 }
 
+// hangGuard is the wall-clock bound of one hostile case. It is a guard
+// against a loop that never ends, not a performance bound: the cases take
+// milliseconds, and under the race detector on a loaded 2-core CI machine
+// still well under a second. What the tests assert about the cost of
+// hostile input is the allocation total, which does not depend on load.
+const hangGuard = 2 * time.Minute
+
 // bounded runs f and fails the test when it allocates more than limit
-// bytes in total or runs longer than d. A panic fails the test as well, as
-// any panic in a test does.
-func bounded(t *testing.T, limit uint64, d time.Duration, f func()) {
+// bytes in total (deterministic for a given input) or runs past
+// hangGuard. Every failure states both figures, so a report from CI says
+// which bound was crossed and by how much. A panic fails the test as well,
+// as any panic in a test does.
+func bounded(t *testing.T, limit uint64, f func()) {
 	t.Helper()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -79,11 +88,16 @@ func bounded(t *testing.T, limit uint64, d time.Duration, f func()) {
 	f()
 	elapsed := time.Since(start)
 	runtime.ReadMemStats(&after)
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit {
-		t.Errorf("allocated %d bytes, bound %d", alloc, limit)
-	}
-	if d = timeLimit(d); elapsed > d {
-		t.Errorf("took %v, bound %v", elapsed, d)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	figures := fmt.Sprintf("allocated %d bytes (bound %d) in %v (guard %v), GOMAXPROCS %d, %d GC cycles",
+		alloc, limit, elapsed, hangGuard, runtime.GOMAXPROCS(0), after.NumGC-before.NumGC)
+	switch {
+	case alloc > limit:
+		t.Errorf("allocation bound crossed: %s", figures)
+	case elapsed > hangGuard:
+		t.Errorf("hang guard crossed: %s", figures)
+	default:
+		t.Log(figures)
 	}
 }
 
@@ -133,7 +147,7 @@ func TestHostileEncrypted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bounded(t, 64<<20, 5*time.Second, func() {
+			bounded(t, 64<<20, func() {
 				d, err := smime.Decrypt(tc.msg, tc.keys)
 				if d != nil {
 					t.Errorf("Decrypt returned a result beside error %v", err)
@@ -189,7 +203,7 @@ func TestHostileDER(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bounded(t, 16<<20+uint64(10*len(tc.der)), 5*time.Second, func() {
+			bounded(t, 16<<20+uint64(10*len(tc.der)), func() {
 				d, err := smime.DecryptDER(tc.der, k.keys(k.alice))
 				if d != nil {
 					t.Errorf("DecryptDER returned a result beside error %v", err)
@@ -299,7 +313,7 @@ func TestHostileSigned(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			bounded(t, 64<<20, 5*time.Second, func() {
+			bounded(t, 64<<20, func() {
 				res, err := smime.Verify(tc.msg, tc.opts)
 				if err == nil && (res == nil || res.Valid) {
 					t.Fatalf("Verify accepted it: %+v", res)
@@ -381,7 +395,7 @@ func TestHostileLayers(t *testing.T) {
 			msg = k.encrypt(t, msg)
 		}
 	}
-	bounded(t, uint64(64*len(msg))+(16<<20), 10*time.Second, func() {
+	bounded(t, uint64(64*len(msg))+(16<<20), func() {
 		_, err := smime.Open(msg, k.keys(k.alice), smime.VerifyOptions{Roots: k.roots.Roots()})
 		wantErr(t, err, smime.ErrTooDeep)
 		t.Logf("%d layers, %d bytes: %v", smime.MaxDepth+2, len(msg), err)
@@ -397,7 +411,7 @@ func TestHostileMIMENesting(t *testing.T) {
 		b.WriteString("Content-Type: text/plain\r\n\r\ninnermost\r\n")
 		entity := []byte(b.String())
 		t.Run("depth-"+strconv.Itoa(depth), func(t *testing.T) {
-			bounded(t, 64<<20+uint64(4*len(entity)), 5*time.Second, func() {
+			bounded(t, 64<<20+uint64(4*len(entity)), func() {
 				_, err := smime.ParseEntity(entity)
 				wantErr(t, err, smime.ErrTooDeep, smime.ErrMalformedMIME)
 			})
@@ -496,8 +510,8 @@ func TestLargeAttachmentRoundTrip(t *testing.T) {
 		if alloc > 16*size {
 			t.Errorf("%s allocated %d bytes for a %d-byte message (bound 16×)", st.name, alloc, size)
 		}
-		if limit := timeLimit(time.Minute); elapsed > limit {
-			t.Errorf("%s took %v, bound %v", st.name, elapsed, limit)
+		if elapsed > hangGuard {
+			t.Errorf("%s took %v, hang guard %v", st.name, elapsed, hangGuard)
 		}
 	}
 	if !res.Valid {
@@ -511,17 +525,4 @@ func TestLargeAttachmentRoundTrip(t *testing.T) {
 	if err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("attachment after the round trip: %d bytes (%v), differs from the %d sent", len(got), err, len(payload))
 	}
-}
-
-// timeLimit stretches a time bound tenfold under the race detector, which
-// slows the pure-Go parts (base64, canonicalisation) by about that much.
-func timeLimit(d time.Duration) time.Duration {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				return 10 * d
-			}
-		}
-	}
-	return d
 }
