@@ -33,7 +33,8 @@ func TestDovecotLoginAndLMTP(t *testing.T) {
 		if _, err := DialIMAP(ctx, wrong); err == nil {
 			t.Fatal("login with a wrong password succeeded")
 		}
-		if took := time.Since(t0); took > 2*time.Second {
+		// Below the 4.5 s penalty, with room for a loaded machine.
+		if took := time.Since(t0); took > 4*time.Second {
 			t.Errorf("failed login %d took %v: the auth penalty is not off", i+1, took)
 		}
 	}
