@@ -28,7 +28,11 @@ func (s *session) Data(r io.Reader) error {
 	var held int64
 	defer func() { s.p.inFlight.Release(held) }()
 	buf := s.p.getBuf()
-	defer s.p.putBuf(buf) // nothing of the message outlives Data
+	defer func() {
+		if buf != nil {
+			s.p.putBuf(buf) // nothing of the message outlives Data
+		}
+	}()
 	raw, rerr := s.readMessage(buf, &budgetReader{r: r, sem: s.p.inFlight, held: &held})
 	if rerr != nil {
 		return rerr
@@ -42,7 +46,14 @@ func (s *session) Data(r io.Reader) error {
 	if rerr != nil {
 		return rerr
 	}
-	raw = nil // only m's slices of it are needed from here
+	// m holds copies of all it needs (the entity assembled by
+	// SplitMessage, the outer fields cloned), so a read buffer too big for
+	// the pool can go to the collector before the signed and encrypted
+	// copies are made: one copy of the message fewer at the peak.
+	raw = nil
+	if buf.Cap() > pooledBufMax {
+		buf = nil
+	}
 	pl, rerr := s.plan(m)
 	if rerr != nil {
 		return rerr
@@ -150,6 +161,7 @@ func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
 				m.visible[strings.ToLower(a.Address)] = true
 			}
 		}
+		f.Raw = bytes.Clone(f.Raw) // not a slice of the read buffer
 		m.outer = append(m.outer, f)
 	}
 	if froms != 1 || len(m.from) == 0 {
