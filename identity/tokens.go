@@ -184,8 +184,10 @@ func tokenData(s string) (string, error) {
 
 // tokenHash is what the store keeps instead of the token: HMAC-SHA256 of the
 // canonical data symbols under the server's token secret, so a copy of the
-// database yields no redeemable token and no offline guessing without the
-// secret.
+// database yields no redeemable token. The secret lives in the same store
+// (settings), so a full copy does allow offline guessing; with 120 random
+// bits per token that is out of reach anyway, and the HMAC keeps a leaked
+// token table alone useless.
 func tokenHash(serverSecret []byte, data string) []byte {
 	m := hmac.New(sha256.New, serverSecret)
 	m.Write([]byte("smimeproxy token v1\x00"))
