@@ -13,8 +13,8 @@ import (
 // A 25 MB encrypted message is opened with a bounded number of copies,
 // and a view larger than the cache bound is not kept.
 func TestViewLargeEncryptedMessage(t *testing.T) {
-	if testing.Short() || svRace {
-		t.Skip("25 MB message: not in -short or under the race detector (too slow there)")
+	if testing.Short() {
+		t.Skip("25 MB message: not in -short")
 	}
 	w := newSVWorld(t)
 	const size = 25 << 20
@@ -43,8 +43,15 @@ func TestViewLargeEncryptedMessage(t *testing.T) {
 	}
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("25 MB message (%d bytes encoded): %d MB allocated to view it", len(raw), alloc>>20)
-	if limit := uint64(4 * len(raw)); alloc > limit {
-		t.Fatalf("viewing allocated %d bytes, more than 4× the encoded message (%d)", alloc, limit)
+	// The race detector's instrumentation moves some buffers to the heap
+	// (about 2.3× the encoded size normally, 4.2× under -race), so the
+	// bound is looser there; it still catches a copy per decoding step.
+	factor := 4
+	if svRace {
+		factor = 6
+	}
+	if limit := uint64(factor * len(raw)); alloc > limit {
+		t.Fatalf("viewing allocated %d bytes, more than %d× the encoded message (%d)", alloc, factor, limit)
 	}
 	if v.Lookup(svKey(1)) != nil {
 		t.Fatal("a view larger than the cache bound was kept")
