@@ -97,10 +97,10 @@
 // a message that would exceed it gets 452 4.3.1 (try again shortly), so
 // sessions holding parts of the budget can never block one another. The
 // budget counts the message as read; the copies made from it add a fixed
-// multiple. At the peak of a signed and encrypted message three copies are
-// live: the MIME entity split from the message, the signed entity and the
-// encrypted DER (its base64 is streamed). The read buffer is released to
-// the collector once the message is parsed, before signing.
+// multiple: the MIME entity split from the message, the signed entity and
+// the encrypted DER (its base64 is streamed), each about the message's
+// size. The read buffer is released to the collector once the message is
+// parsed, before signing.
 // TestLargeMessageBoundedHeap sends a 20 MB message that way and measures
 // the heap growth while it passes: 2.4 times the message size with GOGC=10
 // (3.8 under the race detector), bound 5. With the default GOGC=100 the

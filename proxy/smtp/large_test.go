@@ -103,10 +103,9 @@ func heapPeak(base uint64) (stop func() uint64) {
 }
 
 // maxHeapFactor bounds the heap the proxy may add while a message passes
-// through, as a multiple of the message size. Live at the peak: the
-// entity assembled from the message (1×), the signed entity (1×) and the
-// encrypted DER (1×) while it is written; the read buffer has gone to the
-// collector by then. Measured with GOGC=10: 2.41× (3.80× under -race),
+// through, as a multiple of the message size. Made from the message: the
+// entity split from it, the signed entity and the encrypted DER, each about
+// 1×; the read buffer goes to the collector before signing. Measured with GOGC=10: 2.41× (3.80× under -race),
 // 3.41× before the read buffer was released early. See doc.go, Memory.
 const maxHeapFactor = 5
 
