@@ -193,7 +193,7 @@ func decryptCBC(c Cipher, key, params, ciphertext []byte, inPlace bool) ([]byte,
 	if !inPlace {
 		out = make([]byte, len(ciphertext))
 	}
-	cipher.NewCBCDecrypter(block, iv).CryptBlocks(out, ciphertext)
+	decryptCBCBlocks(block, iv, out, ciphertext)
 	return unpad(out, bs)
 }
 

@@ -314,32 +314,12 @@ func dropMIMEVersion(entity []byte) []byte {
 
 // decodeBase64Body decodes a base64 body into one buffer. Line by line is
 // the fast path (the decoder's 8-character loop stops at every line
-// break); lines that do not hold whole quanta, or stray white space, fall
-// back to decoding the whole body, then to the tolerant DecodeBase64.
+// break), in two halves side by side for large bodies; lines that do not
+// hold whole quanta, or stray white space, fall back to decoding the whole
+// body, then to the tolerant DecodeBase64.
 func decodeBase64Body(body []byte) ([]byte, error) {
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
-	n, ok := 0, true
-	for rest := body; len(rest) > 0 && ok; {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			continue
-		}
-		if len(line)%4 != 0 {
-			ok = false
-			break
-		}
-		m, err := base64.StdEncoding.Decode(out[n:], line)
-		n += m
-		// Padding ends the data: only empty lines may follow.
-		ok = err == nil && (line[len(line)-1] != '=' || len(bytes.TrimSpace(rest)) == 0)
-	}
-	if ok {
+	if n, ok := decodeLinesParallel(out, body); ok {
 		return out[:n], nil
 	}
 	n, err := base64.StdEncoding.Decode(out, body) // skips CR and LF
