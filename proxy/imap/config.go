@@ -13,8 +13,8 @@ import (
 // upstream_ca. The caller adds what the file does not hold: the
 // listener's TLSConfig (config's [tls], or the built-in CA's certificate),
 // the Viewer (whose cache takes imap.cache_size), AppendTransform,
-// UnlockURL and Logger. imap.idle_timeout is not applied: go-imap
-// v2.0.0-beta.8 fixes its server's inactivity timeout at 35 minutes.
+// UnlockURL and Logger. imap.idle_timeout becomes IdleTimeout, which caps
+// go-imap's own 35-minute wait for a client's next command or DONE.
 func OptionsFromConfig(c *config.Config) (Options, error) {
 	s := c.IMAP
 	o := Options{
@@ -23,6 +23,7 @@ func OptionsFromConfig(c *config.Config) (Options, error) {
 		Upstream:    s.Upstream,
 		UpstreamTLS: string(s.UpstreamTLS),
 		DialTimeout: s.DialTimeout.Std(),
+		IdleTimeout: s.IdleTimeout.Std(),
 	}
 	if s.UpstreamCA != "" {
 		pem, err := os.ReadFile(s.UpstreamCA)

@@ -24,6 +24,7 @@ upstream = "127.0.0.1:143"
 upstream_tls = "starttls"
 upstream_ca = "` + srv.CertFile + `"
 dial_timeout = "4s"
+idle_timeout = "31m"
 `
 	if err := os.WriteFile(file, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
@@ -37,7 +38,7 @@ dial_timeout = "4s"
 		t.Fatal(err)
 	}
 	if o.Listen != "127.0.0.1:2143" || o.ListenTLS != TLSImplicit || o.Upstream != "127.0.0.1:143" ||
-		o.UpstreamTLS != TLSStartTLS || o.DialTimeout != 4*time.Second {
+		o.UpstreamTLS != TLSStartTLS || o.DialTimeout != 4*time.Second || o.IdleTimeout != 31*time.Minute {
 		t.Errorf("options %+v", o)
 	}
 	if o.UpstreamTLSConfig == nil || !o.UpstreamTLSConfig.RootCAs.Equal(srv.Roots) {

@@ -1,6 +1,8 @@
 package imap
 
 import (
+	"time"
+
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -148,8 +150,26 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	if err != nil {
 		return s.fail("IDLE", err)
 	}
+	// A long wait in IDLE is legitimate; the keepalive ends and restarts
+	// it now and then, and each restart is a command the watchdog bounds.
+	s.watch.disarm()
+	keep := time.NewTicker(s.p.opts.IdleKeepalive)
+	defer keep.Stop()
 	for {
 		select {
+		case <-keep.C:
+			s.watch.arm()
+			err := cmd.Close()
+			if err == nil {
+				err = cmd.Wait()
+			}
+			if err == nil {
+				cmd, err = c.Idle()
+			}
+			if err != nil {
+				return s.idleLost(s.fail("IDLE", err))
+			}
+			s.watch.disarm()
 		case <-s.notify:
 			if err := s.flush(w, true); err != nil {
 				cmd.Close()
@@ -157,8 +177,9 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 			}
 		case <-c.Closed():
 			s.log.Warn("upstream connection closed during IDLE")
-			return s.unavailable()
+			return s.idleLost(s.unavailable())
 		case <-stop:
+			s.watch.arm()
 			if err := cmd.Close(); err != nil {
 				return s.fail("IDLE", err)
 			}
@@ -168,6 +189,14 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 			return s.flush(w, true)
 		}
 	}
+}
+
+// idleLost ends a client's IDLE whose upstream is gone: imapserver
+// delivers Idle's result only after the client's DONE, so the client is
+// told with BYE now instead of idling on a dead connection.
+func (s *session) idleLost(err error) error {
+	s.conn.Bye("Connection to the mail server lost; reconnect (session " + s.id + ")")
+	return err
 }
 
 func (s *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {

@@ -56,6 +56,17 @@ type Options struct {
 	// DialTimeout bounds connecting and logging in to the upstream.
 	// Default 15 s.
 	DialTimeout time.Duration
+	// CommandTimeout bounds how long the upstream may stay silent while
+	// a command waits for it (LOGIN, FETCH, …); the upstream connection
+	// is then closed and the client told NO [UNAVAILABLE]. Default 60 s.
+	CommandTimeout time.Duration
+	// IdleKeepalive is how often an upstream IDLE is ended and started
+	// again (DONE, then IDLE), which keeps it alive and bounds the
+	// upstream's silence during IDLE. Default 10 min.
+	IdleKeepalive time.Duration
+	// IdleTimeout disconnects a client that sends nothing (no command,
+	// no DONE) for this long. Default 30 min.
+	IdleTimeout time.Duration
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -105,6 +116,15 @@ func NewProxy(opts Options) (*Proxy, error) {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 15 * time.Second
 	}
+	if opts.CommandTimeout <= 0 {
+		opts.CommandTimeout = 60 * time.Second
+	}
+	if opts.IdleKeepalive <= 0 {
+		opts.IdleKeepalive = 10 * time.Minute
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 30 * time.Minute
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -133,6 +153,7 @@ func NewProxy(opts Options) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imap proxy: listen %s: %w", opts.Listen, err)
 	}
+	ln = idleListener{Listener: ln, idle: opts.IdleTimeout}
 	switch opts.ListenTLS {
 	case TLSStartTLS:
 		if opts.TLSConfig == nil {
@@ -204,19 +225,29 @@ func (p *Proxy) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserv
 		cancel: cancel,
 		notify: make(chan struct{}, 1),
 	}
+	// The client connection reports when a command has been answered;
+	// the watchdog stops counting the upstream's silence then.
+	nc := conn.NetConn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if ic, ok := nc.(*idleConn); ok {
+		ic.onWait = func() { s.watch.disarm() }
+	}
 	return s, nil, nil
 }
 
 // dialUpstream connects to the upstream and waits for its greeting; the
 // session logs in afterwards.
-func (p *Proxy) dialUpstream(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, net.Conn, error) {
+func (p *Proxy) dialUpstream(ctx context.Context, handler *imapclient.UnilateralDataHandler) (*imapclient.Client, *watchConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", p.opts.Upstream)
+	raw, err := d.DialContext(ctx, "tcp", p.opts.Upstream)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial upstream %s: %w", p.opts.Upstream, err)
 	}
+	conn := &watchConn{Conn: raw}
 	// The handshake and greeting must finish within the dial timeout.
 	conn.SetDeadline(time.Now().Add(p.opts.DialTimeout))
 	cfg := p.opts.UpstreamTLSConfig.Clone()
@@ -247,6 +278,7 @@ func (p *Proxy) dialUpstream(ctx context.Context, handler *imapclient.Unilateral
 		c.Close()
 		return nil, nil, fmt.Errorf("upstream greeting: %w", err)
 	}
+	// From here the session's watchdog bounds each wait.
 	conn.SetDeadline(time.Time{})
 	return c, conn, nil
 }

@@ -30,6 +30,7 @@ type session struct {
 
 	up     *imapclient.Client // nil until LOGIN succeeds
 	upConn net.Conn           // its TCP connection, for abortUpstream
+	watch  *watchdog          // bounds the upstream's silence; nil until dialled
 	user   string
 
 	// selected mailbox (upstream name and UIDVALIDITY)
@@ -86,6 +87,9 @@ func (s *session) fail(op string, err error) error {
 	if errors.As(err, &imapErr) {
 		return imapErr
 	}
+	if s.watch.expired() {
+		s.log.Warn("upstream silent too long; connection closed", "op", op, "timeout", s.p.opts.CommandTimeout)
+	}
 	s.log.Warn("upstream command failed", "op", op, "err", err)
 	if s.up != nil && (isConnError(err) || errors.Is(err, errUpstreamBroken)) {
 		s.up.Close()
@@ -113,6 +117,7 @@ func (s *session) client() (*imapclient.Client, error) {
 	default:
 	}
 	s.talked = true
+	s.watch.arm()
 	return s.up, nil
 }
 
@@ -143,8 +148,17 @@ func (s *session) Login(username, password string) error {
 		s.log.Warn("upstream unavailable at login", "err", err)
 		return s.unavailable()
 	}
-	if err := c.Login(username, password).Wait(); err != nil {
+	s.watch = &watchdog{conn: conn, timeout: s.p.opts.CommandTimeout}
+	go s.watch.run(c.Closed())
+	s.watch.arm()
+	err = c.Login(username, password).Wait()
+	s.watch.disarm()
+	if err != nil {
 		c.Close()
+		if s.watch.expired() {
+			s.log.Warn("upstream silent at login; connection closed", "timeout", s.p.opts.CommandTimeout)
+			return s.unavailable()
+		}
 		var imapErr *imap.Error
 		if errors.As(err, &imapErr) {
 			s.log.Info("login refused by upstream", "user", username, "code", imapErr.Code)
