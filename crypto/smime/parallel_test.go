@@ -83,3 +83,25 @@ func TestDecodeLinesParallel(t *testing.T) {
 		t.Fatal("a 3-character line accepted")
 	}
 }
+
+// TestAppendBase64Lines: the table encoder gives what encoding/base64 plus
+// a line break every 76 characters gives, for every length around whole
+// lines and a long input.
+func TestAppendBase64Lines(t *testing.T) {
+	src := make([]byte, 3*b64LineIn*b64BlockLine+7)
+	rand.Read(src)
+	for _, n := range []int{0, 1, 2, 3, 56, 57, 58, 113, 114, 115, 1000, len(src)} {
+		enc := base64.StdEncoding.EncodeToString(src[:n])
+		var want []byte
+		for len(enc) > 0 {
+			k := min(76, len(enc))
+			want = append(append(want, enc[:k]...), '\r', '\n')
+			enc = enc[k:]
+		}
+		prefix := []byte("x")
+		got := appendBase64Lines(prefix, src[:n])
+		if !bytes.Equal(got[1:], want) || got[0] != 'x' {
+			t.Fatalf("%d bytes: encodings differ", n)
+		}
+	}
+}

@@ -108,12 +108,11 @@ func pkcs7MIMEHeader(auth bool) string {
 		"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
 }
 
-// base64Lines writes base64 in 76-character CRLF lines. Input is
-// encoded in blocks of whole lines and the lines are spread out afterwards,
-// which is about twice as fast as encoding line by line.
+// base64Lines writes base64 in 76-character CRLF lines, a block of whole
+// lines per Write (see appendBase64Lines).
 type base64Lines struct {
-	w        io.Writer
-	enc, out []byte
+	w   io.Writer
+	out []byte
 }
 
 const (
@@ -122,7 +121,7 @@ const (
 )
 
 func newBase64Lines(w io.Writer) *base64Lines {
-	return &base64Lines{w: w, enc: make([]byte, b64BlockLine*76), out: make([]byte, 0, b64BlockLine*78)}
+	return &base64Lines{w: w, out: make([]byte, 0, b64BlockLine*78)}
 }
 
 // emit writes the whole lines in data (all of it when final) and returns
@@ -134,14 +133,7 @@ func (b *base64Lines) emit(data []byte, final bool) (int, error) {
 	}
 	for done := 0; done < n; {
 		k := min(n-done, b64LineIn*b64BlockLine)
-		enc := b.enc[:base64.StdEncoding.EncodedLen(k)]
-		base64.StdEncoding.Encode(enc, data[done:done+k])
-		out := b.out[:0]
-		for len(enc) > 0 {
-			l := min(76, len(enc))
-			out = append(append(out, enc[:l]...), '\r', '\n')
-			enc = enc[l:]
-		}
+		out := appendBase64Lines(b.out[:0], data[done:done+k])
 		if _, err := b.w.Write(out); err != nil {
 			return done, err
 		}
