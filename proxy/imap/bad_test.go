@@ -272,3 +272,19 @@ func TestUpstreamLostSaysBye(t *testing.T) {
 		t.Fatalf("no BYE after the upstream was lost: %q", lines)
 	}
 }
+
+// An upstream that answers STATUS with OK but no STATUS response gets the
+// client a NO, and the session goes on.
+func TestUpstreamStatusWithoutData(t *testing.T) {
+	fake := startFakeUpstream(t, func(tag, line string) string { return "" })
+	p := startProxy(t, fake.ln.Addr().String(), &fakeViewer{}, &bytes.Buffer{})
+	conn, r := rawClient(t, p.Addr().String())
+	for _, cmd := range []string{"c STATUS INBOX (MESSAGES)", "c STATUS INBOX (UNSEEN)"} {
+		if got := rawCommand(t, conn, r, cmd); !strings.Contains(got, "c NO") {
+			t.Fatalf("%s answered without data: %q, want NO", cmd, got)
+		}
+	}
+	if got := rawCommand(t, conn, r, "d NOOP"); !strings.Contains(got, "d OK") {
+		t.Fatalf("NOOP after: %q", got)
+	}
+}

@@ -344,7 +344,24 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	if err != nil {
 		return nil, s.fail("STATUS", err)
 	}
+	if !statusComplete(data, options) {
+		// imapserver dereferences every requested item; an upstream that
+		// leaves one out gets the client a NO instead of a dropped session.
+		s.log.Warn("upstream STATUS response lacks requested items", "mailbox", mailbox)
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeServerBug, Text: "The mail server sent no status for this mailbox"}
+	}
 	return data, nil
+}
+
+// statusComplete reports whether data holds every item options asks for
+// that imapserver writes through a pointer.
+func statusComplete(data *imap.StatusData, o *imap.StatusOptions) bool {
+	if data == nil {
+		return false
+	}
+	return !(o.NumMessages && data.NumMessages == nil || o.NumUnseen && data.NumUnseen == nil ||
+		o.NumDeleted && data.NumDeleted == nil || o.Size && data.Size == nil ||
+		o.DeletedStorage && data.DeletedStorage == nil || o.NumRecent && data.NumRecent == nil)
 }
 
 // isSentOrDrafts reports whether APPENDs to mailbox go through
