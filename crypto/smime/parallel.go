@@ -81,6 +81,12 @@ func decodeLinesParallel(out, body []byte) (int, bool) {
 func decodeLines(out, body, tail []byte) (int, bool) {
 	n := 0
 	for rest := body; len(rest) > 0; {
+		// A whole 76-character line that decodes here holds no LF, so
+		// its CRLF is the end IndexByte would find.
+		if len(rest) >= 78 && rest[76] == '\r' && rest[77] == '\n' && len(out)-n >= b64LineIn && decodeFullLine(out[n:], rest) {
+			n, rest = n+b64LineIn, rest[78:]
+			continue
+		}
 		line := rest
 		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 			line, rest = rest[:i], rest[i+1:]
@@ -93,6 +99,10 @@ func decodeLines(out, body, tail []byte) (int, bool) {
 		}
 		if len(line)%4 != 0 {
 			return n, false
+		}
+		if len(line) == 76 && len(out)-n >= b64LineIn && decodeFullLine(out[n:], line) {
+			n += b64LineIn
+			continue // no padding in a line that decodes here
 		}
 		m, err := base64.StdEncoding.Decode(out[n:], line)
 		n += m
@@ -142,4 +152,39 @@ func appendBase64Lines(dst, src []byte) []byte {
 		dst = append(dst, '\r', '\n')
 	}
 	return dst
+}
+
+// b64Values maps a base64 character to its 6-bit value, anything else
+// (padding included) to 0xff (read only).
+var b64Values = func() (t [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
+
+// decodeFullLine decodes a 76-character line without padding into the 57
+// bytes of dst, eight characters at a time; it reports false, leaving the
+// line to encoding/base64, on any character outside the alphabet.
+func decodeFullLine(dst, line []byte) bool {
+	line, dst = line[:76:76], dst[:b64LineIn:b64LineIn]
+	var bad byte
+	for i, o := 0, 0; i < 72; i, o = i+8, o+6 {
+		c := line[i : i+8 : i+8]
+		a0, a1, a2, a3 := b64Values[c[0]], b64Values[c[1]], b64Values[c[2]], b64Values[c[3]]
+		a4, a5, a6, a7 := b64Values[c[4]], b64Values[c[5]], b64Values[c[6]], b64Values[c[7]]
+		bad |= a0 | a1 | a2 | a3 | a4 | a5 | a6 | a7
+		v := uint64(a0)<<42 | uint64(a1)<<36 | uint64(a2)<<30 | uint64(a3)<<24 |
+			uint64(a4)<<18 | uint64(a5)<<12 | uint64(a6)<<6 | uint64(a7)
+		binary.BigEndian.PutUint64(dst[o:], v<<16) // the two spare bytes are overwritten next
+	}
+	a0, a1, a2, a3 := b64Values[line[72]], b64Values[line[73]], b64Values[line[74]], b64Values[line[75]]
+	bad |= a0 | a1 | a2 | a3
+	v := uint32(a0)<<18 | uint32(a1)<<12 | uint32(a2)<<6 | uint32(a3)
+	dst[54], dst[55], dst[56] = byte(v>>16), byte(v>>8), byte(v)
+	return bad&0xc0 == 0
 }

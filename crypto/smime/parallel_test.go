@@ -105,3 +105,28 @@ func TestAppendBase64Lines(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeFullLine: the eight-character decoder agrees with
+// encoding/base64 on whole lines and refuses every line with a character
+// outside the alphabet, wherever it sits.
+func TestDecodeFullLine(t *testing.T) {
+	raw := make([]byte, b64LineIn)
+	for range 200 {
+		rand.Read(raw)
+		line := []byte(base64.StdEncoding.EncodeToString(raw))
+		got := make([]byte, b64LineIn)
+		if !decodeFullLine(got, line) || !bytes.Equal(got, raw) {
+			t.Fatalf("line %q: decoded differently", line)
+		}
+	}
+	line := []byte(base64.StdEncoding.EncodeToString(raw))
+	for i := range line {
+		for _, c := range []byte{'=', '\r', ' ', '-', '_', 0x80, 0} {
+			bad := bytes.Clone(line)
+			bad[i] = c
+			if decodeFullLine(make([]byte, b64LineIn), bad) {
+				t.Fatalf("%q at %d accepted", c, i)
+			}
+		}
+	}
+}
