@@ -107,34 +107,15 @@ func TestIMAPProxyDovecotMbsync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxyDir := filepath.Join(dir, "proxytls")
-	if err := os.Mkdir(proxyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	proxyTLS, err := mailtest.NewServerTLS(proxyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxyTLS := proxyTLS(t, dir, "proxytls")
 	var logs lockedBuffer
-	p, err := imapproxy.NewProxy(imapproxy.Options{
-		Listen: "127.0.0.1:0", ListenTLS: imapproxy.TLSStartTLS, TLSConfig: proxyTLS.Server,
+	p := serveIMAPProxy(t, ctx, imapproxy.Options{
+		ListenTLS: imapproxy.TLSStartTLS, TLSConfig: proxyTLS.Server,
 		Upstream: d.IMAPAddr, UpstreamTLS: imapproxy.TLSStartTLS, UpstreamTLSConfig: d.TLS.Client(),
 		Viewer: viewer, AppendTransform: viewer.AppendTransform,
 		UnlockURL: func(email string) string { return "https://proxy.example.test/unlock" },
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ctx) }()
-	defer func() {
-		p.Close()
-		<-served
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs.String())
-		}
-	}()
+	}, &logs)
 	viaProxy := mailtest.IMAPLogin{Addr: p.Addr().String(), User: alice, Password: pw, TLS: mailtest.TLSStartTLS, Config: proxyTLS.Client()}
 
 	synced, err := mailtest.RunMbsync(ctx, t, viaProxy, proxyTLS.CertFile, filepath.Join(dir, "mbsync-proxy"))

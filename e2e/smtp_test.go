@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,40 +51,18 @@ func TestSMTPProxyPostfixDovecot(t *testing.T) {
 	rootFile := filepath.Join(dir, "root.pem")
 	writeFile(t, rootFile, mailtest.CertPEM(root))
 
-	proxyDir := filepath.Join(dir, "proxytls")
-	if err := os.Mkdir(proxyDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	proxyTLS, err := mailtest.NewServerTLS(proxyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proxyTLS := proxyTLS(t, dir, "proxytls")
 	var logs smtpLockedBuffer
-	p, err := smtpproxy.NewProxy(smtpproxy.Options{
+	addr := serveSMTPProxy(t, ctx, smtpproxy.Options{
 		ListenTLS: smtpproxy.TLSStartTLS, TLSConfig: proxyTLS.Server,
 		Upstream: pf.SubmissionAddr, UpstreamTLS: smtpproxy.TLSStartTLS, UpstreamTLSConfig: d.TLS.Client(),
 		Keys:   ids,
 		Policy: policy.Policy{Sign: policy.Always, Encrypt: policy.WhenPossible},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- p.Serve(ctx, l) }()
-	defer func() {
-		p.Close()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
 
 	sub := mailtest.Submission{
-		Addr: l.Addr().String(), TLS: mailtest.TLSStartTLS, CAFile: proxyTLS.CertFile,
+		Addr: addr, TLS: mailtest.TLSStartTLS, CAFile: proxyTLS.CertFile,
 		User: alice, Password: pw, From: alice, To: []string{bob, dave, carol},
 		Message: []byte("From: Alice <" + alice + ">\r\nTo: " + bob + "\r\nCc: " + dave + "\r\nBcc: " + carol +
 			"\r\nSubject: via swaks\r\nMessage-ID: <swaks-1@example.test>\r\n\r\nsecret from swaks\r\n"),
