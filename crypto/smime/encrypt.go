@@ -206,12 +206,18 @@ func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain conten
 	algID := b.BytesOrPanic()
 	size := plain.size()
 	padLen := aes.BlockSize - size%aes.BlockSize
-	f := buildEnvelopeFrame(false, version, ris, algID, size+padLen, 0)
-	ct := f.buf[f.start:f.end]
-	plain.copyTo(ct[:size])
-	for i := size; i < len(ct); i++ {
-		ct[i] = byte(padLen)
-	}
+	f := buildEnvelopeFrame(false, version, ris, algID, size+padLen, 0, func(b []byte) []byte {
+		if plain.fixLF {
+			b = slices.Grow(b, size+padLen)[:len(b)+size]
+			plain.copyTo(b[len(b)-size:])
+		} else {
+			b = append(append(b, plain.head...), plain.body...)
+		}
+		for range padLen {
+			b = append(b, byte(padLen)) // nearly always within the page rounding of the append above
+		}
+		return b
+	})
 	return &pendingEnvelope{f: f, cbc: cipher.NewCBCEncrypter(block, iv)}, nil
 }
 
@@ -221,7 +227,7 @@ func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) (*pend
 		return nil, err
 	}
 	// AuthEnvelopedData is version 0 whatever its RecipientInfos are (RFC 5083 §2.1).
-	f := buildEnvelopeFrame(true, 0, ris, gcmAlgorithmID(c, nonce), plain.size(), gcmTagSize)
+	f := buildEnvelopeFrame(true, 0, ris, gcmAlgorithmID(c, nonce), plain.size(), gcmTagSize, nil)
 	plain.copyTo(f.buf[f.start:f.end])
 	if err := sealGCM(cek, nonce, f); err != nil {
 		return nil, err

@@ -225,7 +225,12 @@ type envelopeFrame struct {
 // with the given recipientInfos (sorted here, DER SET OF), the encoded
 // contentEncryptionAlgorithm and room for ctLen bytes of ciphertext, plus a
 // macLen-byte mac for AuthEnvelopedData.
-func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLen, macLen int) envelopeFrame {
+//
+// fill, when not nil, appends the ctLen content bytes itself: the buffer
+// is then allocated by that append, which copies the content without
+// first zeroing the memory (about a third of the cost of laying out a
+// large message).
+func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLen, macLen int, fill func([]byte) []byte) envelopeFrame {
 	slices.SortFunc(ris, bytes.Compare)
 	risLen := 0
 	for _, r := range ris {
@@ -247,7 +252,11 @@ func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLe
 	ciLen := len(oidType) + 1 + lengthSize(seqLen) + seqLen
 	total := 1 + lengthSize(ciLen) + ciLen
 
-	b := make([]byte, 0, total)
+	alloc := total
+	if fill != nil {
+		alloc -= ctLen
+	}
+	b := make([]byte, 0, alloc)
 	b = appendLength(append(b, 0x30), ciLen)
 	b = append(b, oidType...)
 	b = appendLength(append(b, 0xa0), seqLen)
@@ -262,7 +271,11 @@ func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLe
 	b = append(b, algID...)
 	b = appendLength(append(b, 0x80), ctLen)
 	start := len(b)
-	b = b[:start+ctLen]
+	if fill != nil {
+		b = fill(b)
+	} else {
+		b = b[:start+ctLen]
+	}
 	if auth {
 		b = appendLength(append(b, 0x04), macLen)
 		b = b[:len(b)+macLen]
