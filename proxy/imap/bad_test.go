@@ -288,3 +288,30 @@ func TestUpstreamStatusWithoutData(t *testing.T) {
 		t.Fatalf("NOOP after: %q", got)
 	}
 }
+
+// STATUS (RECENT), which imapclient cannot send, is answered with 0 and
+// the other items from the upstream, without dropping the session.
+func TestStatusRecent(t *testing.T) {
+	addr, _ := startSilentUpstream(t, "")
+	p := startProxy(t, addr, &fakeViewer{}, &bytes.Buffer{})
+	conn, r := dialRaw(t, p.Addr().String())
+	if got := rawCommand(t, conn, r, "a LOGIN u p"); !strings.Contains(got, " OK") {
+		t.Fatalf("LOGIN: %q", got)
+	}
+	fmt.Fprint(conn, "b STATUS INBOX (MESSAGES RECENT)\r\n")
+	var lines []string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("STATUS (RECENT): connection ended after %q", lines)
+		}
+		lines = append(lines, line)
+		if strings.HasPrefix(line, "b ") {
+			break
+		}
+	}
+	all := strings.Join(lines, "")
+	if !strings.Contains(all, "MESSAGES 1") || !strings.Contains(all, "RECENT 0") || !strings.Contains(all, "b OK") {
+		t.Fatalf("STATUS (MESSAGES RECENT): %q", all)
+	}
+}

@@ -340,9 +340,18 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	if err != nil {
 		return nil, err
 	}
-	data, err := c.Status(mailbox, options).Wait()
+	// imapclient panics on RECENT (gone in IMAP4rev2), which IMAP4rev1
+	// clients still ask for: the upstream is not asked, and the client
+	// gets 0, which RFC 3501 allows (no session sees a message first).
+	up := *options
+	up.NumRecent = false
+	data, err := c.Status(mailbox, &up).Wait()
 	if err != nil {
 		return nil, s.fail("STATUS", err)
+	}
+	if options.NumRecent && data != nil {
+		var zero uint32
+		data.NumRecent = &zero
 	}
 	if !statusComplete(data, options) {
 		// imapserver dereferences every requested item; an upstream that
