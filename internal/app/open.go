@@ -112,27 +112,12 @@ func ListenerTLS(c config.TLS, authority *ca.CA) (*tls.Config, error) {
 // upstreamTLS is the client TLS configuration towards an upstream: its CA
 // file's roots, or nil (system roots).
 func upstreamTLS(key, caFile, upstream string) (*tls.Config, error) {
-	if caFile == "" {
-		return nil, nil
+	cfg, err := config.UpstreamTLS(key, caFile)
+	if cfg == nil || err != nil {
+		return cfg, err
 	}
-	roots, err := loadPool(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	host, _, _ := net.SplitHostPort(upstream)
-	return &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
-	certs, err := loadCerts(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	for _, c := range certs {
-		pool.AddCert(c)
-	}
-	return pool, nil
+	cfg.ServerName, _, _ = net.SplitHostPort(upstream)
+	return cfg, nil
 }
 
 func loadCerts(file string) ([]*x509.Certificate, error) {

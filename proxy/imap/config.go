@@ -1,11 +1,6 @@
 package imap
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"os"
-
 	"smimeproxy/config"
 )
 
@@ -25,16 +20,10 @@ func OptionsFromConfig(c *config.Config) (Options, error) {
 		DialTimeout: s.DialTimeout.Std(),
 		IdleTimeout: s.IdleTimeout.Std(),
 	}
-	if s.UpstreamCA != "" {
-		pem, err := os.ReadFile(s.UpstreamCA)
-		if err != nil {
-			return Options{}, fmt.Errorf("imap.upstream_ca: %w", err)
-		}
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return Options{}, fmt.Errorf("imap.upstream_ca %s: no PEM certificate in it", s.UpstreamCA)
-		}
-		o.UpstreamTLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	up, err := config.UpstreamTLS("imap.upstream_ca", s.UpstreamCA)
+	if err != nil {
+		return Options{}, err
 	}
+	o.UpstreamTLSConfig = up
 	return o, nil
 }

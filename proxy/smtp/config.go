@@ -1,11 +1,6 @@
 package smtp
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"os"
-
 	"smimeproxy/config"
 )
 
@@ -27,16 +22,10 @@ func OptionsFromConfig(c *config.Config) (Options, error) {
 		CommandTimeout:  s.Timeout.Std(),
 		Policy:          c.Policy.Outbound(),
 	}
-	if s.UpstreamCA != "" {
-		pem, err := os.ReadFile(s.UpstreamCA)
-		if err != nil {
-			return Options{}, fmt.Errorf("smtp.upstream_ca: %w", err)
-		}
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return Options{}, fmt.Errorf("smtp.upstream_ca %s: no PEM certificate in it", s.UpstreamCA)
-		}
-		o.UpstreamTLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	up, err := config.UpstreamTLS("smtp.upstream_ca", s.UpstreamCA)
+	if err != nil {
+		return Options{}, err
 	}
+	o.UpstreamTLSConfig = up
 	return o, nil
 }
