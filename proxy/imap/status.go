@@ -216,8 +216,8 @@ func dropFields(msg []byte, drop func(name []byte) bool) []byte {
 			next = pos + end + 1
 		}
 		line := msg[pos:next]
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			break // end of the header block
+		if string(line) == "\n" || string(line) == "\r\n" {
+			break // end of the header block, as headerEnd sees it
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if skipping {
