@@ -17,8 +17,9 @@ import (
 // One envelope covering every recipient goes out in the transaction the
 // client's MAIL and RCPT commands opened upstream. Several envelopes: that
 // transaction is reset and each envelope is replayed as MAIL, RCPT… and
-// DATA of its own. Each copy is built (signed, encrypted) before its DATA
-// starts, so a local failure never leaves a half-written message upstream.
+// DATA (or BDAT) of its own. Each copy is built (signed, encrypted) before
+// its transfer starts, so a local failure never leaves a half-written
+// message upstream.
 //
 // The client gets 250 only when the upstream accepted every envelope. When
 // none was accepted, it gets the upstream's reply (or a fixed one). When some
@@ -36,7 +37,7 @@ func (s *session) deliver(m *message, pl *plan) error {
 	}
 	single := len(pl.envs) == 1
 	if !single {
-		if err := s.up.Reset(); err != nil {
+		if err := s.up.Reset(s.ctx); err != nil {
 			s.inTx = false
 			return s.upstreamErr("RSET", err)
 		}
@@ -117,40 +118,39 @@ func (s *session) sendEnvelope(m *message, pl *plan, env policy.Envelope, signed
 	}
 
 	if replay {
-		opts := gosmtp.MailOptions{UTF8: s.mailOpts.UTF8}
-		if err := s.up.Mail(s.from, &opts); err != nil {
+		if err := s.up.Mail(s.ctx, s.from, mailOptions{UTF8: s.mailOpts.UTF8}); err != nil {
 			return s.upstreamErr("MAIL", err)
 		}
 		s.inTx = true
 		for _, rc := range env.Recipients {
-			if err := s.up.Rcpt(rc, nil); err != nil {
+			if err := s.up.Rcpt(s.ctx, rc); err != nil {
 				r := s.upstreamErr("RCPT", err)
-				s.resetTx()
+				s.abortTx()
 				return r
 			}
 		}
 	}
-	w, err := s.up.Data()
+	err := s.up.Send(s.ctx, func(w io.Writer) error { return s.writeCopy(w, m, env, body, der) })
 	if err != nil {
-		r := s.upstreamErr("DATA", err)
-		s.resetTx()
-		return r
-	}
-	if err := s.writeCopy(w, m, env, body, der); err != nil {
-		// The upstream stopped reading mid-message: it has not accepted
-		// it, and the connection is unusable.
-		s.broken = true
-		w.Close()
-		s.log.Warn("upstream connection lost during DATA", "err", err)
-		return errUpstreamLost(s.id)
-	}
-	if err := w.Close(); err != nil {
-		r := s.upstreamErr("end of DATA", err)
-		s.inTx = false
+		r := s.upstreamErr("message", err)
+		s.abortTx()
 		return r
 	}
 	s.inTx = false
 	return nil
+}
+
+// abortTx ends the upstream transaction of a failed envelope with RSET
+// when the connection still works. Unlike resetTx it keeps the client's
+// envelope, which the envelopes still to send are replayed from.
+func (s *session) abortTx() {
+	if s.inTx && !s.broken {
+		if err := s.up.Reset(s.ctx); err != nil {
+			s.broken = true
+			s.log.Warn("upstream RSET failed", "err", err)
+		}
+	}
+	s.inTx = false
 }
 
 // writeCopy writes the outer header fields (Bcc removed) and the entity:

@@ -24,7 +24,7 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	up      *gosmtp.Client
+	up      *upClient
 	broken  bool   // the upstream connection failed; nothing more goes over it
 	user    string // login name
 	mailbox string // login name as a normalised address ("" if it is none)
@@ -77,8 +77,7 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return errUTF8
 		}
 	}
-	up := gosmtp.MailOptions{UTF8: o.UTF8}
-	if err := s.up.Mail(from, &up); err != nil {
+	if err := s.up.Mail(s.ctx, from, mailOptions{UTF8: o.UTF8}); err != nil {
 		return s.upstreamErr("MAIL", err)
 	}
 	s.from, s.mailOpts, s.inTx = from, o, true
@@ -99,7 +98,7 @@ func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 			return nil // already accepted; one envelope entry is enough
 		}
 	}
-	if err := s.up.Rcpt(to, nil); err != nil {
+	if err := s.up.Rcpt(s.ctx, to); err != nil {
 		return s.upstreamErr("RCPT", err)
 	}
 	s.rcpts = append(s.rcpts, to)
@@ -127,7 +126,7 @@ func (s *session) Reset() {
 
 func (s *session) resetTx() {
 	if s.inTx && s.up != nil && !s.broken {
-		if err := s.up.Reset(); err != nil {
+		if err := s.up.Reset(s.ctx); err != nil {
 			s.broken = true
 			s.log.Warn("upstream RSET failed", "err", err)
 		}

@@ -6,54 +6,44 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
-	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 )
 
 // dialUpstream connects to the submission server, secures the connection as
 // configured and greets it. The context bounds the dial, TLS handshake and
-// greeting; later commands are bounded by CommandTimeout.
-func (p *Proxy) dialUpstream(ctx context.Context) (*gosmtp.Client, error) {
+// greeting as well as each command's CommandTimeout.
+func (p *Proxy) dialUpstream(ctx context.Context) (*upClient, error) {
 	d := net.Dialer{Timeout: p.opts.DialTimeout}
 	conn, err := d.DialContext(ctx, "tcp", p.opts.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream %s: %w", p.opts.Upstream, err)
 	}
-	// Until the greeting is done, the context's deadline (or the dial
-	// timeout) bounds every wait; context cancellation closes the socket.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-
-	var c *gosmtp.Client
-	switch p.opts.UpstreamTLS {
-	case TLSImplicit:
+	if p.opts.UpstreamTLS == TLSImplicit {
 		tc := tls.Client(conn, p.upstreamTLSConfig())
-		if err := tc.HandshakeContext(ctx); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, p.opts.CommandTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("TLS with upstream %s: %w", p.opts.Upstream, err)
 		}
-		c = gosmtp.NewClient(tc)
-	case TLSStartTLS:
-		c, err = gosmtp.NewClientStartTLS(conn, p.upstreamTLSConfig())
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("STARTTLS with upstream %s: %w", p.opts.Upstream, err)
+		conn = tc
+	}
+	c := newUpClient(conn, p.opts.CommandTimeout, p.opts.DataTimeout)
+	err = c.greet(ctx)
+	if err == nil {
+		err = c.hello(ctx, p.opts.Hostname)
+	}
+	if err == nil && p.opts.UpstreamTLS == TLSStartTLS {
+		if err = c.startTLS(ctx, p.upstreamTLSConfig(), p.opts.Hostname); err != nil {
+			err = fmt.Errorf("STARTTLS: %w", err)
 		}
-	default:
-		c = gosmtp.NewClient(conn)
 	}
-	c.CommandTimeout = p.opts.CommandTimeout
-	c.SubmissionTimeout = p.opts.DataTimeout
-	if err := c.Hello(p.opts.Hostname); err != nil {
+	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("EHLO to upstream %s: %w", p.opts.Upstream, err)
+		return nil, fmt.Errorf("upstream %s: %w", p.opts.Upstream, err)
 	}
-	conn.SetDeadline(time.Time{})
 	return c, nil
 }
 
@@ -82,24 +72,23 @@ var errUpstreamAuth = errors.New("upstream refused the login")
 // authUpstream opens a connection for one client session and logs in with
 // the client's own credentials, which the proxy keeps no longer than this
 // call. PLAIN is used when offered, else LOGIN.
-func (p *Proxy) authUpstream(ctx context.Context, user, password string) (*gosmtp.Client, error) {
+func (p *Proxy) authUpstream(ctx context.Context, user, password string) (*upClient, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout+p.opts.CommandTimeout)
 	defer cancel()
 	c, err := p.dialUpstream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var mech sasl.Client
 	switch {
 	case c.SupportsAuth("PLAIN"):
-		mech = sasl.NewPlainClient("", user, password)
+		err = c.authPlain(ctx, user, password)
 	case c.SupportsAuth("LOGIN"):
-		mech = sasl.NewLoginClient(user, password)
+		err = c.authLogin(ctx, user, password)
 	default:
 		c.Close()
 		return nil, errors.New("upstream offers neither AUTH PLAIN nor AUTH LOGIN")
 	}
-	if err := c.Auth(mech); err != nil {
+	if err != nil {
 		c.Close()
 		var se *gosmtp.SMTPError
 		if errors.As(err, &se) && se.Code/100 == 5 {
