@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"smimeproxy/crypto/seal"
@@ -85,6 +86,7 @@ func (s *Service) Lock(ctx context.Context, email string) error {
 	if s.cache.lock(r.ID) {
 		s.log.Info("Digital ID locked", "email", email)
 	}
+	s.keys.drop(email) // told by the lock above when it was unlocked; this covers the rest
 	return nil
 }
 
@@ -123,14 +125,42 @@ func (s *Service) usable(ctx context.Context, email string) (idRecord, []keyReco
 // certificate and key, the chain up to (not including) the root, and the
 // encryption certificate to announce (SMIMEEncryptionKeyPreference).
 // Errors: ErrNoIdentity, ErrPendingTrust, ErrLocked.
+//
+// The key is opened once per unlock and then kept in memory (keyCache).
+// The certificates and the key are shared between callers and must not
+// be modified; the chain slice is the caller's own.
 func (s *Service) SigningKey(ctx context.Context, email string) (*x509.Certificate, crypto.Signer, []*x509.Certificate, *x509.Certificate, error) {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if e, ok := s.cachedKeys(ctx, email); ok && e.sign != nil {
+		k := e.sign
+		return k.cert, k.signer, slices.Clone(k.chain), k.enc, nil
+	}
+	gen, checked := s.keys.generation(), s.clock.Now()
 	r, keys, mk, err := s.usable(ctx, email)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	defer mk.Wipe()
+	k, err := openSigning(r, keys, mk)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	s.keys.update(gen, email, r.ID, checked, func(e *openedKeys) {
+		if e.sign == nil {
+			e.sign = k
+		}
+	})
+	return k.cert, k.signer, slices.Clone(k.chain), k.enc, nil
+}
+
+// openSigning unseals and parses what SigningKey returns.
+func openSigning(r idRecord, keys []keyRecord, mk *seal.MasterKey) (*signingKeys, error) {
 	var signRec *keyRecord
 	var encCert *x509.Certificate
+	var err error
 	for i, k := range keys {
 		if k.Status != KeyCurrent {
 			continue
@@ -140,45 +170,71 @@ func (s *Service) SigningKey(ctx context.Context, email string) (*x509.Certifica
 		}
 		if k.Use.decrypts() {
 			if encCert, err = x509.ParseCertificate(k.CertDER); err != nil {
-				return nil, nil, nil, nil, fmt.Errorf("encryption certificate of %s: %w", r.Email, err)
+				return nil, fmt.Errorf("encryption certificate of %s: %w", r.Email, err)
 			}
 		}
 	}
 	if signRec == nil {
-		return nil, nil, nil, nil, fmt.Errorf("the Digital ID %s has no signing key: %w", r.ID, ErrNoIdentity)
+		return nil, fmt.Errorf("the Digital ID %s has no signing key: %w", r.ID, ErrNoIdentity)
 	}
 	cert, err := x509.ParseCertificate(signRec.CertDER)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("signing certificate of %s: %w", r.Email, err)
+		return nil, fmt.Errorf("signing certificate of %s: %w", r.Email, err)
 	}
 	key, err := openKey(mk, *signRec)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	signer, ok := key.(crypto.Signer)
 	if !ok {
-		return nil, nil, nil, nil, fmt.Errorf("signing key of %s is a %T, not a signer", r.Email, key)
+		return nil, fmt.Errorf("signing key of %s is a %T, not a signer", r.Email, key)
 	}
 	var chain []*x509.Certificate
 	for _, der := range r.Chain {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, nil, nil, nil, fmt.Errorf("chain of %s: %w", r.Email, err)
+			return nil, fmt.Errorf("chain of %s: %w", r.Email, err)
 		}
 		chain = append(chain, c)
 	}
-	return cert, signer, chain, encCert, nil
+	return &signingKeys{cert: cert, signer: signer, chain: chain, enc: encCert}, nil
 }
 
 // DecryptionKeys returns every encryption key of a mailbox's Digital ID,
 // current first, then the restored history newest first, so old mail
 // still decrypts. Errors: ErrNoIdentity, ErrPendingTrust, ErrLocked.
+//
+// The keys are opened once per unlock and then kept in memory (keyCache).
+// The certificates and keys are shared between callers and must not be
+// modified; the slice is the caller's own.
 func (s *Service) DecryptionKeys(ctx context.Context, email string) ([]smime.KeyPair, error) {
-	_, keys, mk, err := s.usable(ctx, email)
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := s.cachedKeys(ctx, email); ok && e.decOpen {
+		return slices.Clone(e.dec), nil
+	}
+	gen, checked := s.keys.generation(), s.clock.Now()
+	r, keys, mk, err := s.usable(ctx, email)
 	if err != nil {
 		return nil, err
 	}
 	defer mk.Wipe()
+	dec, err := openDecryption(keys, mk)
+	if err != nil {
+		return nil, err
+	}
+	s.keys.update(gen, email, r.ID, checked, func(e *openedKeys) {
+		if !e.decOpen {
+			e.dec, e.decOpen = dec, true
+		}
+	})
+	return slices.Clone(dec), nil
+}
+
+// openDecryption unseals and parses what DecryptionKeys returns.
+func openDecryption(keys []keyRecord, mk *seal.MasterKey) ([]smime.KeyPair, error) {
 	var cur, hist []smime.KeyPair
 	for _, k := range keys {
 		if !k.Use.decrypts() {

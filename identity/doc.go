@@ -14,9 +14,10 @@
 //     usable only after its user accepted the root;
 //   - import of keys and certificates from an external CA (PKCS#12, RFC 7292),
 //     without escrow;
-//   - the unlock cache: only the master key of an unlocked ID in memory, with
+//   - the unlock cache: the master key of an unlocked ID in memory, with
 //     idle and absolute expiry, wiped on lock, revoke and shutdown, and a
-//     growing back-off after wrong passwords;
+//     growing back-off after wrong passwords; the ID's private keys, once
+//     opened, are kept beside it only while it stays unlocked (keyCache);
 //   - recovery: enrolling again with a recovery token restores the escrowed
 //     encryption-key history and issues a new signing key;
 //   - the certificate directory (recipients' certificates with their

@@ -265,6 +265,10 @@ func (s *Service) commitEnrolment(ctx context.Context, e *enrolment, hash []byte
 		}
 		return s.step("commit")
 	})
+	// A new live ID for the mailbox (and for recovery a superseded one):
+	// opened keys of the mailbox, and openings that read the old state,
+	// must go.
+	s.keys.drop(email)
 	switch {
 	case errors.Is(err, errTokenGone):
 		return nil, s.whyGone(ctx, hash, email, purpose)

@@ -62,16 +62,47 @@ func (fakeAuth) Authenticate(_ context.Context, _ string, pw Secret) error {
 	return ErrAuthFailed
 }
 
-// countingRecords counts token lookups, to prove a typo never reaches the store.
+// countingRecords counts token lookups, to prove a typo never reaches the
+// store, and reads of Digital IDs and keys, to prove cached keys do not.
 type countingRecords struct {
 	records
 	tokenLookups atomic.Int32
+	idReads      atomic.Int32 // Identity, IdentitiesByEmail, Identities
+	keyReads     atomic.Int32
+	// onKeys, when set, runs inside every Keys call (before the read).
+	onKeys atomic.Pointer[func()]
 }
 
 func (c *countingRecords) Token(ctx context.Context, hash []byte) (tokenInfo, error) {
 	c.tokenLookups.Add(1)
 	return c.records.Token(ctx, hash)
 }
+
+func (c *countingRecords) Identity(ctx context.Context, id string) (idRecord, error) {
+	c.idReads.Add(1)
+	return c.records.Identity(ctx, id)
+}
+
+func (c *countingRecords) IdentitiesByEmail(ctx context.Context, email string) ([]idRecord, error) {
+	c.idReads.Add(1)
+	return c.records.IdentitiesByEmail(ctx, email)
+}
+
+func (c *countingRecords) Identities(ctx context.Context) ([]idRecord, error) {
+	c.idReads.Add(1)
+	return c.records.Identities(ctx)
+}
+
+func (c *countingRecords) Keys(ctx context.Context, identityID string) ([]keyRecord, error) {
+	if f := c.onKeys.Load(); f != nil {
+		(*f)()
+	}
+	c.keyReads.Add(1)
+	return c.records.Keys(ctx, identityID)
+}
+
+// storeReads is how many ID and key reads reached the store so far.
+func (c *countingRecords) storeReads() int32 { return c.idReads.Load() + c.keyReads.Load() }
 
 type fixture struct {
 	svc   *Service

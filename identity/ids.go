@@ -171,6 +171,7 @@ func (s *Service) Revoke(ctx context.Context, email string) error {
 		}
 		return tx.Audit(ctx, "admin", "identity.revoke", r.ID, s.clock.Now())
 	})
+	s.keys.drop(email) // after the write: an opening that read the ID before it is discarded
 	if errors.Is(err, errConflict) {
 		return ErrNoIdentity // revoked or superseded meanwhile
 	}

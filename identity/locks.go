@@ -27,8 +27,10 @@ func (s *Service) OnLock(f func(email string)) {
 	s.onLock = append(s.onLock, f)
 }
 
-// locked tells the OnLock listeners that email's key was wiped.
+// locked drops email's opened keys and tells the OnLock listeners that
+// its key was wiped.
 func (s *Service) locked(email string) {
+	s.keys.drop(strings.ToLower(email))
 	s.lockMu.Lock()
 	fs := append([]func(string){}, s.onLock...)
 	s.lockMu.Unlock()

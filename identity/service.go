@@ -81,7 +81,7 @@ var (
 )
 
 // Service manages the Digital IDs of one gateway. It is safe for concurrent
-// use. Close wipes every unlocked key.
+// use. Close wipes every unlocked key and drops every opened one.
 type Service struct {
 	rec      records
 	ca       Issuer
@@ -101,6 +101,7 @@ type Service struct {
 	rand     io.Reader
 
 	cache   *unlockCache
+	keys    *keyCache // opened keys of unlocked IDs; see keyCache
 	backoff *backoff
 
 	lockMu sync.Mutex
@@ -162,6 +163,7 @@ func newService(rec records, opts Options) (*Service, error) {
 	if s.minPW <= 0 {
 		s.minPW = 8
 	}
+	s.keys = newKeyCache()
 	s.cache = newUnlockCache(s.clock, max(opts.IdleTimeout, 0))
 	s.cache.gone = s.locked
 	s.backoff = newBackoff(s.clock, BackoffBase, BackoffMax)
@@ -191,6 +193,7 @@ func (s *Service) Close() error {
 		close(s.stop)
 		<-s.done
 		s.cache.wipeAll()
+		s.keys.dropAll(true)
 	})
 	return nil
 }

@@ -101,6 +101,7 @@ func (s *Service) AcceptRoot(ctx context.Context, email, fingerprint string) (*D
 			}
 			return tx.Audit(ctx, email, "trust.accept", fp, s.clock.Now())
 		})
+		s.keys.drop(email) // the ID's state changed
 		if errors.Is(err, errConflict) {
 			return nil, ErrNoIdentity // revoked meanwhile
 		}
@@ -175,6 +176,7 @@ func (s *Service) TrustAdd(ctx context.Context, cert *x509.Certificate) (*Truste
 		}
 		return tx.Audit(ctx, "admin", "trust.add", fp, s.clock.Now())
 	})
+	s.keys.dropAll(false) // as in TrustRemove
 	if err != nil {
 		return nil, fmt.Errorf("trust add %s: %w", fp, err)
 	}
@@ -190,6 +192,11 @@ var ErrNotTrusted = errors.New("no such trusted root (roots from the configurati
 func (s *Service) TrustRemove(ctx context.Context, fingerprint string) error {
 	fp := normalizeFingerprint(fingerprint)
 	err := s.rec.RemoveTrustedRoot(ctx, "", fp)
+	// The opened keys do not depend on the trust store today; dropping
+	// them on its (rare, admin) changes costs one opening per unlocked ID
+	// and keeps a trust check ever added to SigningKey from being skipped
+	// by the cache.
+	s.keys.dropAll(false)
 	if errors.Is(err, errNotFound) {
 		return ErrNotTrusted
 	}

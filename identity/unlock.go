@@ -42,8 +42,9 @@ func (e *RetryError) Error() string {
 // Unwrap makes errors.Is(err, ErrTooManyAttempts) hold.
 func (e *RetryError) Unwrap() error { return ErrTooManyAttempts }
 
-// unlockCache holds the master keys of unlocked Digital IDs, and nothing
-// else: private keys are unsealed per use and dropped. An entry dies at its
+// unlockCache holds the master keys of unlocked Digital IDs. It is the
+// authority on whether an ID is unlocked: the opened private keys kept by
+// keyCache are served only while an entry here lives. An entry dies at its
 // absolute expiry (the remembered period) or after idle time without use,
 // whichever comes first; dying, locking and shutdown zero the key bytes.
 type unlockCache struct {
@@ -124,6 +125,28 @@ func (c *unlockCache) get(id string) ([]byte, error) {
 	out := append([]byte(nil), e.master...)
 	c.mu.Unlock()
 	return out, nil
+}
+
+// use counts a use of an unlocked ID for the idle expiry, like get, without
+// copying its key; it reports whether the ID is unlocked. An expired entry
+// is wiped.
+func (c *unlockCache) use(id string) bool {
+	now := c.clock.Now()
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	if !ok {
+		c.mu.Unlock()
+		return false
+	}
+	if c.expired(e, now) {
+		email := c.removeLocked(id, e)
+		c.mu.Unlock()
+		c.tell(email)
+		return false
+	}
+	e.lastUse = now
+	c.mu.Unlock()
+	return true
 }
 
 // unlocked reports whether email's Digital ID has a live entry. It is not a
