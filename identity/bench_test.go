@@ -133,3 +133,49 @@ func BenchmarkEnroll(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/enrol")
 }
+
+// BenchmarkSigningKey: what the SMTP proxy pays per message for the
+// signing key of an unlocked Digital ID (RSA-2048, SQLite store, four IDs
+// in it). cold: the opened keys are dropped before each call, so every
+// call reads the ID and its keys, unseals and parses the key (the cost
+// before keyCache); cached: the keys were opened once. DecryptionKeys
+// (the IMAP proxy, per S/MIME message opened) is measured the same way.
+func BenchmarkSigningKey(b *testing.B) {
+	st, _ := openSQLite(b)
+	f := newFixture(b, storeRecords{st}, func(o *Options) { o.KeyType = ca.KeyRSA2048 })
+	ctx := context.Background()
+	const alice = "alice@example.test"
+	for _, e := range []string{alice, "bob@example.test", "carol@example.test", "dave@example.test"} {
+		f.enroll(b, e, "correct horse")
+	}
+	sign := func(b *testing.B) {
+		if _, _, _, _, err := f.svc.SigningKey(ctx, alice); err != nil {
+			b.Fatal(err)
+		}
+	}
+	decrypt := func(b *testing.B) {
+		if _, err := f.svc.DecryptionKeys(ctx, alice); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		cold bool
+		call func(*testing.B)
+	}{
+		{"cold", true, sign},
+		{"cached", false, sign},
+		{"decrypt-cold", true, decrypt},
+		{"decrypt-cached", false, decrypt},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bc.call(b)
+			for b.Loop() {
+				if bc.cold {
+					f.svc.keys.dropAll(false)
+				}
+				bc.call(b)
+			}
+		})
+	}
+}

@@ -17,7 +17,9 @@ func (s *Service) Unlocked(email string) bool {
 // OnLock registers f to be told the mailbox (lower-cased, as NormalizeEmail
 // gives it) whenever an unlocked Digital ID locks: Lock, Revoke, recovery
 // superseding it, idle or absolute expiry (noticed by the next use, the
-// Unlocked check, or the sweeper within a minute) and Close. Whoever keeps
+// Unlocked check, or the sweeper within a minute), Close, and revocation
+// or recovery by another gateway instance on the same store (noticed by
+// the next use after KeyRecheck). Whoever keeps
 // plaintext obtained with the key (the IMAP proxy's view cache) drops it
 // there. f runs on the goroutine that locked, holding no lock of the
 // service, so it may call back into it; it should return quickly.
