@@ -10,13 +10,13 @@ import (
 	"smimeproxy/identity"
 )
 
-// AuthMechanisms implements gosmtp.AuthSession. Both mechanisms carry the
+// AuthMechanisms implements serverSession. Both mechanisms carry the
 // password, which is handed to the upstream and then forgotten.
 func (s *session) AuthMechanisms() []string {
 	return []string{sasl.Plain, sasl.Login}
 }
 
-// Auth implements gosmtp.AuthSession.
+// Auth implements serverSession.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	switch mech {
 	case sasl.Plain:

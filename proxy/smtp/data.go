@@ -14,9 +14,9 @@ import (
 	"smimeproxy/crypto/smime"
 )
 
-// Data implements gosmtp.Session: read the message, check it, decide what
+// Data implements serverSession: read the message, check it, decide what
 // each recipient gets (policy), build the copies and hand them to the
-// upstream. Every failure is a reply; go-smtp then resets the transaction
+// upstream. Every failure is a reply; the server then resets the transaction
 // (and Reset resets the upstream's), so the session stays usable.
 func (s *session) Data(r io.Reader) error {
 	if rr := s.usable(); rr != nil {
@@ -65,7 +65,7 @@ func (s *session) Data(r io.Reader) error {
 // SIZE. The S/MIME engine works on whole messages, so the message is held in
 // memory, bounded by MaxMessageBytes.
 func (s *session) readMessage(buf *bytes.Buffer, r io.Reader) ([]byte, *gosmtp.SMTPError) {
-	max := s.p.server.MaxMessageBytes
+	max := s.p.server.opts.MaxMessageBytes
 	if s.mailOpts.Size > 0 && s.mailOpts.Size <= max {
 		buf.Grow(int(s.mailOpts.Size))
 	}
@@ -75,9 +75,9 @@ func (s *session) readMessage(buf *bytes.Buffer, r io.Reader) ([]byte, *gosmtp.S
 		return nil, errTooLarge
 	case err == nil:
 		return buf.Bytes(), nil
-	case errors.Is(err, gosmtp.ErrDataTooLarge):
+	case errors.Is(err, errDataTooLarge):
 		return nil, errTooLarge
-	case errors.Is(err, gosmtp.ErrTooLongLine):
+	case errors.Is(err, errDataLineTooLong):
 		return nil, errLongLine
 	case errors.Is(err, errBusy):
 		s.log.Warn("message refused: in-flight memory budget exhausted")

@@ -1,6 +1,7 @@
-// Package smtp is the submission proxy (RFC 6409 in front of RFC 6409): a
-// go-smtp server that mail clients use as their outgoing server, and for each
-// client session a go-smtp client to the real submission server. Every
+// Package smtp is the submission proxy (RFC 6409 in front of RFC 6409): an
+// SMTP server of its own (server*.go: RFC 5321, 3207, 4954, 1870, 6152,
+// 6531, 2920, 2034, 3030) that mail clients use as their outgoing server,
+// and for each client session a client to the real submission server. Every
 // message leaves signed with the sender's Digital ID and encrypted to every
 // recipient with a certificate (RFC 8551), as package policy decides.
 //
@@ -62,8 +63,8 @@
 //
 // # Extensions
 //
-// PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING are handled by the
-// proxy itself (go-smtp always offers them), whatever the upstream offers.
+// PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING (BDAT, without
+// BINARYMIME) are handled by the proxy itself, whatever the upstream offers.
 // For 8BITMIME that is sound because every copy the proxy sends upstream is
 // 7-bit (RFC 6152 permits the conversion), so it never declares
 // BODY=8BITMIME there: an encrypted copy is base64; a signed copy is

@@ -9,10 +9,10 @@ import (
 )
 
 // Every reply the proxy sends is built here: a code, an RFC 3463 enhanced
-// status and a fixed sentence. go-smtp writes err.Error() for any error that
-// is not exactly a *gosmtp.SMTPError, so session methods only ever return
-// values made by reply (never a wrapped or internal error): internal detail
-// goes to the log under the session id, and the id goes to the client.
+// status and a fixed sentence. Session methods only ever return values made
+// by reply (never a wrapped or internal error; the server answers anything
+// else with a fixed 451): internal detail goes to the log under the session
+// id, and the id goes to the client.
 
 // reply builds an SMTP reply. enhanced is "x.y.z".
 func reply(code int, enhanced string, format string, args ...any) *gosmtp.SMTPError {
@@ -105,7 +105,7 @@ func sanitize(s string) string {
 	return strings.TrimSpace(strings.Join(strings.Fields(b.String()), " "))
 }
 
-// oneLine keeps a reply on one line: go-smtp would turn LF into a
+// oneLine keeps a reply on one line: the server turns LF into a
 // multi-line reply, and CR has no place in one.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {

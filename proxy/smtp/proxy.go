@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	gosmtp "github.com/emersion/go-smtp"
 	"golang.org/x/sync/semaphore"
 
 	"smimeproxy/identity"
@@ -94,7 +93,7 @@ type Options struct {
 type Proxy struct {
 	opts     Options
 	log      *slog.Logger
-	server   *gosmtp.Server
+	server   *server
 	inFlight *semaphore.Weighted // message bytes held, all sessions
 	certs    *certCache
 	bufs     sync.Pool // *bytes.Buffer for reading messages (data.go)
@@ -166,22 +165,22 @@ func NewProxy(opts Options) (*Proxy, error) {
 	p := &Proxy{opts: opts, log: log.With("component", "smtp"), inFlight: semaphore.NewWeighted(opts.MaxInFlightBytes),
 		certs: newCertCache(opts.Keys, opts.CertCacheTTL, nil)}
 
-	s := gosmtp.NewServer(gosmtp.BackendFunc(p.newSession))
-	s.Addr = opts.Listen
-	s.Domain = opts.Hostname
-	s.MaxMessageBytes = opts.MaxMessageBytes
-	s.MaxRecipients = opts.MaxRecipients
-	s.ReadTimeout = opts.CommandTimeout
-	s.WriteTimeout = opts.CommandTimeout
-	s.ErrorLog = logAdapter{p.log}
-	// No s.Debug: it would copy AUTH lines and message bodies.
-	if opts.ListenTLS == TLSStartTLS {
-		s.TLSConfig = opts.TLSConfig
+	so := serverOptions{
+		Hostname:        opts.Hostname,
+		MaxMessageBytes: opts.MaxMessageBytes,
+		MaxRecipients:   opts.MaxRecipients,
+		CommandTimeout:  opts.CommandTimeout,
+		DataTimeout:     opts.DataTimeout,
+		NewSession:      p.newSession,
+		Logger:          p.log,
+		// AUTH in clear only on a listener configured without TLS, which
+		// config validation restricts to loopback.
+		InsecureAuth: opts.ListenTLS == TLSNone,
 	}
-	// AUTH in clear only on a listener configured without TLS, which config
-	// validation restricts to loopback.
-	s.AllowInsecureAuth = opts.ListenTLS == TLSNone
-	p.server = s
+	if opts.ListenTLS == TLSStartTLS {
+		so.TLSConfig = opts.TLSConfig
+	}
+	p.server = newServer(so)
 	return p, nil
 }
 
@@ -207,7 +206,7 @@ func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
 	if p.closed {
 		p.mu.Unlock()
 		l.Close()
-		return gosmtp.ErrServerClosed
+		return errServerClosed
 	}
 	p.listener = l
 	p.mu.Unlock()
@@ -217,7 +216,7 @@ func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { p.Close() })
 	defer stop()
 	err := p.server.Serve(l)
-	if errors.Is(err, gosmtp.ErrServerClosed) || ctx.Err() != nil {
+	if errors.Is(err, errServerClosed) || ctx.Err() != nil {
 		return nil
 	}
 	return err
@@ -240,7 +239,7 @@ func (p *Proxy) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	err := p.server.Close()
-	if errors.Is(err, gosmtp.ErrServerClosed) {
+	if errors.Is(err, errServerClosed) {
 		return nil
 	}
 	return err
@@ -260,19 +259,13 @@ func (p *Proxy) probeUpstream(ctx context.Context) {
 	}
 	defer c.Close()
 	if ok, _ := c.Extension("SMTPUTF8"); ok {
-		p.server.EnableSMTPUTF8 = true
+		p.server.opts.SMTPUTF8 = true
 	}
 	if n, ok := c.MaxMessageSize(); ok && n > 0 {
 		fit := (int64(n) - 64<<10) * 3 / 4
-		if fit > 0 && fit < p.server.MaxMessageBytes {
-			p.server.MaxMessageBytes = fit
+		if fit > 0 && fit < p.server.opts.MaxMessageBytes {
+			p.server.opts.MaxMessageBytes = fit
 		}
 	}
 	c.Quit()
 }
-
-// logAdapter gives go-smtp's internal error log to slog.
-type logAdapter struct{ l *slog.Logger }
-
-func (a logAdapter) Printf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a logAdapter) Println(v ...any)               { a.l.Error(fmt.Sprint(v...)) }

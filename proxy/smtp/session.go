@@ -2,18 +2,13 @@ package smtp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"strings"
 
 	gosmtp "github.com/emersion/go-smtp"
 )
 
-var (
-	_ gosmtp.Session     = (*session)(nil)
-	_ gosmtp.AuthSession = (*session)(nil)
-)
+var _ serverSession = (*session)(nil)
 
 // session is one client connection. Its upstream connection is opened at
 // AUTH, with the client's credentials, and lives as long as the session.
@@ -36,17 +31,12 @@ type session struct {
 	inTx     bool // MAIL was accepted upstream and not yet ended
 }
 
-func (p *Proxy) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	var b [6]byte
-	rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+func (p *Proxy) newSession(c connInfo) serverSession {
 	ctx, cancel := context.WithCancel(context.Background())
-	_, tlsOn := c.TLSConnectionState()
-	s := &session{
-		p: p, id: id, ctx: ctx, cancel: cancel,
-		log: p.log.With("session", id, "remote", c.Conn().RemoteAddr().String(), "tls", tlsOn),
+	return &session{
+		p: p, id: c.id, ctx: ctx, cancel: cancel,
+		log: p.log.With("session", c.id, "remote", c.remote.String(), "tls", c.tls),
 	}
-	return s, nil
 }
 
 // usable returns the reply for a session that cannot send, or nil.
@@ -60,7 +50,7 @@ func (s *session) usable() *gosmtp.SMTPError {
 	return nil
 }
 
-// Mail implements gosmtp.Session. MAIL FROM goes to the upstream at once, so
+// Mail implements serverSession. MAIL FROM goes to the upstream at once, so
 // its refusals reach the client unchanged (sanitised). SIZE is not passed on:
 // the message the upstream receives is larger than the client's.
 func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
@@ -84,7 +74,7 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 	return nil
 }
 
-// Rcpt implements gosmtp.Session. Each RCPT TO goes to the upstream at once,
+// Rcpt implements serverSession. Each RCPT TO goes to the upstream at once,
 // so a recipient it refuses is refused to the client, recipient by recipient.
 func (s *session) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	if r := s.usable(); r != nil {
@@ -118,7 +108,7 @@ func (s *session) upstreamErr(cmd string, err error) *gosmtp.SMTPError {
 	return r
 }
 
-// Reset implements gosmtp.Session: the client's RSET (or the end of a
+// Reset implements serverSession: the client's RSET (or the end of a
 // transaction) ends the upstream transaction too.
 func (s *session) Reset() {
 	s.resetTx()
@@ -134,7 +124,7 @@ func (s *session) resetTx() {
 	s.from, s.mailOpts, s.rcpts, s.inTx = "", gosmtp.MailOptions{}, nil, false
 }
 
-// Logout implements gosmtp.Session.
+// Logout implements serverSession.
 func (s *session) Logout() error {
 	s.cancel()
 	if s.up != nil {
