@@ -2,8 +2,6 @@ package smime
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"mime/quotedprintable"
 	"strings"
@@ -183,52 +181,9 @@ func setField(h Header, name, value string) Header {
 	return out
 }
 
-// is7bit reports whether body is valid 7bit data (RFC 2045 §2.7): no
-// octets above 127, no NULs, no bare CR or LF, lines of at most 998 octets.
-func is7bit(body []byte) bool {
-	for len(body) > 0 {
-		line, rest, found := bytes.Cut(body, []byte{'\n'})
-		if found {
-			if len(line) == 0 || line[len(line)-1] != '\r' {
-				return false // bare LF
-			}
-			line = line[:len(line)-1]
-		}
-		if len(line) > 998 || bytes.IndexByte(line, '\r') >= 0 || bytes.IndexByte(line, 0) >= 0 || !isASCII(line) {
-			return false
-		}
-		body = rest
-	}
-	return true
-}
-
-// isASCII reports whether b has no octet above 127, eight at a time.
-func isASCII(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // writeBase64Lines writes data as base64 in lines of 76 characters, each
 // ended by CRLF (RFC 2045 §6.8).
 func writeBase64Lines(b *bytes.Buffer, data []byte) {
-	const lineBytes = 57 // 76 base64 characters
-	b.Grow(base64.StdEncoding.EncodedLen(len(data)) + len(data)/lineBytes*2 + 2)
-	var line [76]byte
-	for len(data) > 0 {
-		n := min(lineBytes, len(data))
-		base64.StdEncoding.Encode(line[:], data[:n])
-		b.Write(line[:base64.StdEncoding.EncodedLen(n)])
-		b.WriteString("\r\n")
-		data = data[n:]
-	}
+	b.Grow(int(base64Len(int64(len(data)))))
+	b.Write(appendBase64Lines(b.AvailableBuffer(), data))
 }

@@ -80,34 +80,34 @@ func checkRecipientUsage(cert *x509.Certificate, need x509.KeyUsage, needName st
 // and returns the DER of a ContentInfo holding an EnvelopedData (CBC
 // ciphers) or an AuthEnvelopedData (GCM, RFC 5083/5084). The result is
 // built in one buffer of its final size and the content is encrypted in
-// place there, so memory use is about one copy of the content.
+// place there, so memory use is about one copy of the content. Writing
+// the envelope as base64 to a writer is NewEnvelope's job, which holds no
+// such copy.
 func EncryptEntity(entity []byte, to []Recipient, opts EncryptOptions) ([]byte, error) {
-	p, err := encryptContent(content{head: entity}, to, opts)
+	k, err := newContentKey(to, opts)
 	if err != nil {
 		return nil, err
 	}
-	return p.finish(), nil
-}
-
-// pendingEnvelope is a complete envelope whose CBC content area may still
-// be plaintext: Encrypt encrypts it while writing (see
-// encryptAndWriteBase64), EncryptEntity all at once.
-type pendingEnvelope struct {
-	f   envelopeFrame
-	cbc cipher.BlockMode // nil when the content is already encrypted (GCM)
-}
-
-// finish encrypts what is left and returns the DER.
-func (p *pendingEnvelope) finish() []byte {
-	if p.cbc != nil {
-		ct := p.f.buf[p.f.start:p.f.end]
-		p.cbc.CryptBlocks(ct, ct)
-		p.cbc = nil
+	defer clear(k.cek)
+	plain := content{head: entity}
+	if k.aead {
+		return sealAuthEnveloped(opts.Cipher, k.cek, k.ris, plain)
 	}
-	return p.f.buf
+	return sealEnveloped(opts.Cipher, k.cek, k.ris, k.version, plain)
 }
 
-func encryptContent(c content, to []Recipient, opts EncryptOptions) (*pendingEnvelope, error) {
+// contentKey is a fresh content-encryption key and the RecipientInfos
+// that carry it to each recipient: everything about an envelope that can
+// fail before content is encrypted.
+type contentKey struct {
+	cipher  Cipher
+	aead    bool
+	cek     []byte
+	ris     [][]byte
+	version int // of an EnvelopedData
+}
+
+func newContentKey(to []Recipient, opts EncryptOptions) (*contentKey, error) {
 	if len(to) == 0 {
 		return nil, ErrNoRecipients
 	}
@@ -115,50 +115,49 @@ func encryptContent(c content, to []Recipient, opts EncryptOptions) (*pendingEnv
 	if !ok || !ci.outbound {
 		return nil, fmt.Errorf("%w: %s is not offered for encryption (use aes256-cbc, aes128-gcm or aes256-gcm)", ErrUnsupportedAlgorithm, opts.Cipher)
 	}
-	cek := make([]byte, ci.keyLen)
-	defer clear(cek)
-	if _, err := rand.Read(cek); err != nil {
+	k := &contentKey{cipher: opts.Cipher, aead: ci.aead, cek: make([]byte, ci.keyLen), ris: make([][]byte, 0, len(to))}
+	if _, err := rand.Read(k.cek); err != nil {
 		return nil, err
 	}
-	ris := make([][]byte, 0, len(to))
-	version := 0
 	for i, r := range to {
-		if r.Cert == nil {
-			return nil, fmt.Errorf("recipient %d: no certificate", i)
-		}
-		var ri []byte
-		var v int
-		var err error
-		switch pub := r.Cert.PublicKey.(type) {
-		case *rsa.PublicKey:
-			if err = checkRecipientUsage(r.Cert, x509.KeyUsageKeyEncipherment, "keyEncipherment"); err == nil {
-				ri, v, err = buildKTRI(r, pub, cek, opts.SubjectKeyID)
-			}
-		case *ecdsa.PublicKey:
-			if err = checkRecipientUsage(r.Cert, x509.KeyUsageKeyAgreement, "keyAgreement"); err != nil {
-				break
-			}
-			ecPub, perr := ecdhPublicKey(r.Cert)
-			if perr != nil {
-				return nil, perr
-			}
-			ri, err = buildKARI(r, ecPub, cek, opts.SubjectKeyID)
-			v = 3
-		default:
-			return nil, fmt.Errorf("%w: recipient %s has a %T key (RSA or EC needed)", ErrUnsupportedAlgorithm, r.Cert.Subject, pub)
-		}
+		ri, v, err := recipientInfo(i, r, k.cek, opts.SubjectKeyID)
 		if err != nil {
+			clear(k.cek)
 			return nil, err
 		}
 		if v != 0 {
-			version = 2 // RFC 5652 §6.1: any non-v0 RecipientInfo
+			k.version = 2 // RFC 5652 §6.1: any non-v0 RecipientInfo
 		}
-		ris = append(ris, ri)
+		k.ris = append(k.ris, ri)
 	}
-	if ci.aead {
-		return sealAuthEnveloped(opts.Cipher, cek, ris, c)
+	return k, nil
+}
+
+// recipientInfo encrypts cek to recipient number i and returns its
+// RecipientInfo and version.
+func recipientInfo(i int, r Recipient, cek []byte, ski bool) ([]byte, int, error) {
+	if r.Cert == nil {
+		return nil, 0, fmt.Errorf("recipient %d: no certificate", i)
 	}
-	return sealEnveloped(opts.Cipher, cek, ris, version, c)
+	switch pub := r.Cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if err := checkRecipientUsage(r.Cert, x509.KeyUsageKeyEncipherment, "keyEncipherment"); err != nil {
+			return nil, 0, err
+		}
+		return buildKTRI(r, pub, cek, ski)
+	case *ecdsa.PublicKey:
+		if err := checkRecipientUsage(r.Cert, x509.KeyUsageKeyAgreement, "keyAgreement"); err != nil {
+			return nil, 0, err
+		}
+		ecPub, err := ecdhPublicKey(r.Cert)
+		if err != nil {
+			return nil, 0, err
+		}
+		ri, err := buildKARI(r, ecPub, cek, ski)
+		return ri, 3, err
+	default:
+		return nil, 0, fmt.Errorf("%w: recipient %s has a %T key (RSA or EC needed)", ErrUnsupportedAlgorithm, r.Cert.Subject, pub)
+	}
 }
 
 // Encrypt encrypts a whole RFC 5322 message (CRLF or LF) to every
@@ -166,29 +165,26 @@ func encryptContent(c content, to []Recipient, opts EncryptOptions) (*pendingEnv
 // Subject, Date, …) stay readable, the MIME entity (Content-* fields and
 // body) goes into the envelope, and the new entity is application/pkcs7-mime
 // with smime-type=enveloped-data, or authEnveloped-data for AES-GCM,
-// base64 in 76-character lines.
+// base64 in 76-character lines. The envelope is streamed (see
+// NewEnvelope); nothing is written when an error occurs before it.
 func Encrypt(w io.Writer, msg []byte, to []Recipient, opts EncryptOptions) error {
 	outer, c, err := splitForEnvelope(msg)
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	p, err := encryptContent(c, to, opts)
+	env, err := NewEnvelope(c, to, opts)
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
-	if err := Compose(w, outer, []byte(pkcs7MIMEHeader(opts.Cipher.AEAD()))); err != nil {
-		p.finish() // no plaintext is left lying in memory
-		return err
-	}
-	if err := encryptAndWriteBase64(w, p); err != nil {
-		return fmt.Errorf("encrypt: write message: %w", err)
+	if err := ComposeContent(w, outer, env); err != nil {
+		return fmt.Errorf("encrypt: %w", err)
 	}
 	return nil
 }
 
-// sealEnveloped lays out an EnvelopedData with the padded plaintext in
-// place and returns it with the CBC encrypter still to run over it.
-func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) (*pendingEnvelope, error) {
+// sealEnveloped returns the DER of an EnvelopedData around plain: laid out
+// with the padded plaintext in place, then encrypted there.
+func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) ([]byte, error) {
 	ci, _ := c.info()
 	block, err := aes.NewCipher(cek)
 	if err != nil {
@@ -198,15 +194,9 @@ func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain conten
 	if _, err := rand.Read(iv); err != nil {
 		return nil, err
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(ci.oid)
-		b.AddASN1OctetString(iv)
-	})
-	algID := b.BytesOrPanic()
 	size := plain.size()
 	padLen := aes.BlockSize - size%aes.BlockSize
-	f := buildEnvelopeFrame(false, version, ris, algID, size+padLen, 0, func(b []byte) []byte {
+	f := buildEnvelopeFrame(false, version, ris, cbcAlgorithmID(ci, iv), size+padLen, 0, func(b []byte) []byte {
 		if plain.fixLF {
 			b = slices.Grow(b, size+padLen)[:len(b)+size]
 			plain.copyTo(b[len(b)-size:])
@@ -218,10 +208,22 @@ func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain conten
 		}
 		return b
 	})
-	return &pendingEnvelope{f: f, cbc: cipher.NewCBCEncrypter(block, iv)}, nil
+	ct := f.buf[f.start:f.end]
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, ct)
+	return f.buf, nil
 }
 
-func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) (*pendingEnvelope, error) {
+// cbcAlgorithmID encodes AlgorithmIdentifier{aesNNN-CBC, IV}.
+func cbcAlgorithmID(ci cipherInfo, iv []byte) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(ci.oid)
+		b.AddASN1OctetString(iv)
+	})
+	return b.BytesOrPanic()
+}
+
+func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) ([]byte, error) {
 	nonce := make([]byte, gcmNonceSize)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -232,5 +234,5 @@ func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) (*pend
 	if err := sealGCM(cek, nonce, f); err != nil {
 		return nil, err
 	}
-	return &pendingEnvelope{f: f}, nil
+	return f.buf, nil
 }

@@ -231,6 +231,35 @@ type envelopeFrame struct {
 // first zeroing the memory (about a third of the cost of laying out a
 // large message).
 func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLen, macLen int, fill func([]byte) []byte) envelopeFrame {
+	extra := ctLen + macTLVLen(auth, macLen)
+	if fill != nil {
+		extra = 0
+	}
+	b := envelopePrefix(auth, version, ris, algID, ctLen, macLen, extra)
+	start := len(b)
+	if fill != nil {
+		b = fill(b)
+	} else {
+		b = b[:start+ctLen]
+	}
+	if auth {
+		b = appendLength(append(b, 0x04), macLen)
+		b = b[:len(b)+macLen]
+	}
+	return envelopeFrame{buf: b, start: start, end: start + ctLen}
+}
+
+// macTLVLen is the size of the mac OCTET STRING of an AuthEnvelopedData.
+func macTLVLen(auth bool, macLen int) int {
+	if !auth {
+		return 0
+	}
+	return 1 + lengthSize(macLen) + macLen
+}
+
+// envelopePrefix returns the DER of the envelope up to the first octet
+// of the ciphertext, all lengths definite, with room for extra more bytes.
+func envelopePrefix(auth bool, version int, ris [][]byte, algID []byte, ctLen, macLen, extra int) []byte {
 	slices.SortFunc(ris, bytes.Compare)
 	risLen := 0
 	for _, r := range ris {
@@ -244,19 +273,12 @@ func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLe
 	oidType, _ := asn1.Marshal(ctype)
 
 	eciLen := len(oidData) + len(algID) + 1 + lengthSize(ctLen) + ctLen
-	bodyLen := 3 + 1 + lengthSize(risLen) + risLen + 1 + lengthSize(eciLen) + eciLen
-	if auth {
-		bodyLen += 1 + lengthSize(macLen) + macLen
-	}
+	bodyLen := 3 + 1 + lengthSize(risLen) + risLen + 1 + lengthSize(eciLen) + eciLen + macTLVLen(auth, macLen)
 	seqLen := 1 + lengthSize(bodyLen) + bodyLen
 	ciLen := len(oidType) + 1 + lengthSize(seqLen) + seqLen
 	total := 1 + lengthSize(ciLen) + ciLen
 
-	alloc := total
-	if fill != nil {
-		alloc -= ctLen
-	}
-	b := make([]byte, 0, alloc)
+	b := make([]byte, 0, total-ctLen-macTLVLen(auth, macLen)+extra)
 	b = appendLength(append(b, 0x30), ciLen)
 	b = append(b, oidType...)
 	b = appendLength(append(b, 0xa0), seqLen)
@@ -269,16 +291,5 @@ func buildEnvelopeFrame(auth bool, version int, ris [][]byte, algID []byte, ctLe
 	b = appendLength(append(b, 0x30), eciLen)
 	b = append(b, oidData...)
 	b = append(b, algID...)
-	b = appendLength(append(b, 0x80), ctLen)
-	start := len(b)
-	if fill != nil {
-		b = fill(b)
-	} else {
-		b = b[:start+ctLen]
-	}
-	if auth {
-		b = appendLength(append(b, 0x04), macLen)
-		b = b[:len(b)+macLen]
-	}
-	return envelopeFrame{buf: b, start: start, end: start + ctLen}
+	return appendLength(append(b, 0x80), ctLen)
 }

@@ -132,11 +132,10 @@ func TestManyMatchingRecipientEntriesBounded(t *testing.T) {
 		ris = append(ris, ri)
 	}
 	plain := content{head: []byte(testEntity)}
-	p, err := sealEnveloped(AES256CBC, cek, ris, 2, plain)
+	der, err := sealEnveloped(AES256CBC, cek, ris, 2, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der := p.finish()
 	calls := 0
 	_, err = DecryptDER(der, []KeyPair{{Cert: keys["p256"].cert, Key: countingECDH{opaqueECDH{ecKey}, &calls}}})
 	if !errors.Is(err, ErrDecryptFailed) || calls > maxKeyAttempts || calls == 0 {

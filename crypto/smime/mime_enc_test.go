@@ -248,15 +248,14 @@ func TestDropMIMEVersion(t *testing.T) {
 	}
 }
 
-// TestPipelinedEncryptMatchesSequential: the message Encrypt writes while
-// encrypting in a second goroutine is the base64 of a DER that decrypts,
-// with 76-character lines, at sizes around the chunk boundaries; a failing
-// writer stops it cleanly.
-func TestPipelinedEncryptMatchesSequential(t *testing.T) {
+// TestStreamedEncryptSizes: the message Encrypt streams is the base64 of a
+// DER that decrypts, with 76-character lines, at sizes around the chunk
+// boundaries of the CBC stream; a failing writer stops it with its error.
+func TestStreamedEncryptSizes(t *testing.T) {
 	keys := testKeys(t)
-	for _, size := range []int{pipelineMin - 1, pipelineMin, pipelineMin + pipelineChunk*3 + 7, 1 << 20} {
+	for _, size := range []int{cbcChunk - 1, cbcChunk, cbcChunk*3 + 7, 1 << 20} {
 		body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789\r\n"), size/60+1)[:size]
-		msg := append([]byte("Subject: pipeline\r\nContent-Type: application/octet-stream\r\n\r\n"), body...)
+		msg := append([]byte("Subject: stream\r\nContent-Type: application/octet-stream\r\n\r\n"), body...)
 		var out bytes.Buffer
 		if err := Encrypt(&out, msg, []Recipient{{Cert: keys["rsa"].cert}}, EncryptOptions{}); err != nil {
 			t.Fatal(err)

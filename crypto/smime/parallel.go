@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"runtime"
-	"slices"
 	"sync"
 )
 
@@ -115,43 +114,6 @@ func decodeLines(out, body, tail []byte) (int, bool) {
 		}
 	}
 	return n, true
-}
-
-// b64Pairs maps 12 bits to their two base64 characters (read only).
-var b64Pairs = func() (t [1 << 12]uint32) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-	for i := range t {
-		t[i] = uint32(alphabet[i>>6]) | uint32(alphabet[i&63])<<8 // little-endian pair
-	}
-	return t
-}()
-
-// appendBase64Lines appends src as standard base64 in 76-character lines,
-// each ending in CRLF. Whole 57-byte lines are encoded straight into place
-// two characters per table look-up, about twice the speed of encoding to
-// a buffer and spreading the lines out; a last short line goes through
-// encoding/base64 for its padding.
-func appendBase64Lines(dst, src []byte) []byte {
-	for len(src) >= b64LineIn {
-		line := src[:b64LineIn:b64LineIn]
-		n := len(dst)
-		dst = slices.Grow(dst, 78)[:n+78]
-		out := dst[n : n+78 : n+78]
-		for i, o := 0, 0; i+6 <= b64LineIn; i, o = i+6, o+8 {
-			v := uint64(binary.BigEndian.Uint32(line[i:]))<<16 | uint64(binary.BigEndian.Uint16(line[i+4:]))
-			binary.LittleEndian.PutUint64(out[o:], uint64(b64Pairs[v>>36&0xfff])|uint64(b64Pairs[v>>24&0xfff])<<16|
-				uint64(b64Pairs[v>>12&0xfff])<<32|uint64(b64Pairs[v&0xfff])<<48)
-		}
-		v := uint(line[54])<<16 | uint(line[55])<<8 | uint(line[56]) // 57 = 9×6 + 3
-		binary.LittleEndian.PutUint32(out[72:], b64Pairs[v>>12]|b64Pairs[v&0xfff]<<16)
-		out[76], out[77] = '\r', '\n'
-		src = src[b64LineIn:]
-	}
-	if len(src) > 0 {
-		dst = base64.StdEncoding.AppendEncode(dst, src)
-		dst = append(dst, '\r', '\n')
-	}
-	return dst
 }
 
 // b64Values maps a base64 character to its 6-bit value, anything else

@@ -88,7 +88,7 @@ func TestDecodeLinesParallel(t *testing.T) {
 // a line break every 76 characters gives, for every length around whole
 // lines and a long input.
 func TestAppendBase64Lines(t *testing.T) {
-	src := make([]byte, 3*b64LineIn*b64BlockLine+7)
+	src := make([]byte, 3*b64LineIn*b64Block+7)
 	rand.Read(src)
 	for _, n := range []int{0, 1, 2, 3, 56, 57, 58, 113, 114, 115, 1000, len(src)} {
 		enc := base64.StdEncoding.EncodeToString(src[:n])

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"runtime"
 	"strings"
-	"sync/atomic"
 )
 
 // The application/pkcs7-mime wrapping of an envelope (RFC 8551 §3.3,
@@ -53,19 +51,48 @@ func (c content) copyTo(dst []byte) {
 	}
 }
 
-func bareLFs(b []byte) int {
-	n := 0
-	for i := bytes.IndexByte(b, '\n'); i >= 0; {
-		if i == 0 || b[i-1] != '\r' {
-			n++
-		}
-		j := bytes.IndexByte(b[i+1:], '\n')
-		if j < 0 {
-			break
-		}
-		i += 1 + j
+// Len and WriteTo make content a Content for NewEnvelope.
+func (c content) Len() int64 { return int64(c.size()) }
+
+func (c content) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(c.head)
+	if err != nil {
+		return int64(n), err
 	}
-	return n
+	total := int64(n)
+	if !c.fixLF {
+		n, err = w.Write(c.body)
+		return total + int64(n), err
+	}
+	// Bare LFs are rare (SMTP delivers CRLF): a line at a time through a
+	// small buffer is fast enough.
+	buf := make([]byte, 0, 16<<10)
+	prev := byte(0)
+	if len(c.head) > 0 {
+		prev = c.head[len(c.head)-1]
+	}
+	for body := c.body; len(body) > 0; {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line = body[:i+1]
+		}
+		body = body[len(line):]
+		if line[len(line)-1] == '\n' && (len(line) > 1 && line[len(line)-2] != '\r' || len(line) == 1 && prev != '\r') {
+			buf = append(append(buf, line[:len(line)-1]...), '\r', '\n')
+		} else {
+			buf = append(buf, line...)
+		}
+		prev = line[len(line)-1]
+		if len(buf) >= cap(buf)/2 || len(body) == 0 {
+			n, err = w.Write(buf)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			buf = buf[:0]
+		}
+	}
+	return total, nil
 }
 
 // splitHeaderBody cuts a message after the empty line that ends its header
@@ -106,104 +133,6 @@ func pkcs7MIMEHeader(auth bool) string {
 	return "Content-Type: application/pkcs7-mime; smime-type=" + smimeType + "; name=\"smime.p7m\"\r\n" +
 		"Content-Transfer-Encoding: base64\r\n" +
 		"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
-}
-
-// base64Lines writes base64 in 76-character CRLF lines, a block of whole
-// lines per Write (see appendBase64Lines).
-type base64Lines struct {
-	w   io.Writer
-	out []byte
-}
-
-const (
-	b64LineIn    = 57 // input bytes per 76-character line
-	b64BlockLine = 128
-)
-
-func newBase64Lines(w io.Writer) *base64Lines {
-	return &base64Lines{w: w, out: make([]byte, 0, b64BlockLine*78)}
-}
-
-// emit writes the whole lines in data (all of it when final) and returns
-// how many bytes it consumed.
-func (b *base64Lines) emit(data []byte, final bool) (int, error) {
-	n := len(data)
-	if !final {
-		n -= n % b64LineIn
-	}
-	for done := 0; done < n; {
-		k := min(n-done, b64LineIn*b64BlockLine)
-		out := appendBase64Lines(b.out[:0], data[done:done+k])
-		if _, err := b.w.Write(out); err != nil {
-			return done, err
-		}
-		done += k
-	}
-	return n, nil
-}
-
-// writeBase64Body writes data as base64 in 76-character CRLF lines, in
-// blocks, without an encoded copy of the whole.
-func writeBase64Body(w io.Writer, data []byte) error {
-	_, err := newBase64Lines(w).emit(data, true)
-	return err
-}
-
-// CBC encryption cannot run in parallel and base64 costs about as much
-// again, so for larger messages the two run side by side: a goroutine
-// encrypts the content area chunk by chunk while this one encodes and
-// writes everything before the encrypter's position. Measured on two
-// loaded cores: 10 MB twice as fast; at 100 KB the hand-over costs more
-// than it saves, hence the threshold.
-const (
-	pipelineMin   = 256 << 10
-	pipelineChunk = 16 << 10 // a multiple of the AES block size
-)
-
-// encryptAndWriteBase64 finishes p and writes its DER as base64 lines.
-func encryptAndWriteBase64(w io.Writer, p *pendingEnvelope) error {
-	if p.cbc == nil || p.f.end-p.f.start < pipelineMin || runtime.GOMAXPROCS(0) < 2 {
-		return writeBase64Body(w, p.finish())
-	}
-	buf, mode := p.f.buf, p.cbc
-	p.cbc = nil
-	ready := make(chan int, 4)
-	var stop atomic.Bool
-	go func() {
-		defer close(ready)
-		for off := p.f.start; off < p.f.end; {
-			end := min(off+pipelineChunk, p.f.end)
-			mode.CryptBlocks(buf[off:end], buf[off:end])
-			ready <- end
-			if stop.Load() {
-				return
-			}
-			off = end
-		}
-	}()
-	lines := newBase64Lines(w)
-	done, avail := 0, p.f.start
-	var err error
-	for {
-		if err == nil {
-			var n int
-			n, err = lines.emit(buf[done:avail], false)
-			done += n
-			if err != nil {
-				stop.Store(true)
-			}
-		}
-		next, ok := <-ready // drained to the end, so the goroutine never blocks
-		if !ok {
-			break
-		}
-		avail = next
-	}
-	if err != nil {
-		return err
-	}
-	_, err = lines.emit(buf[done:], true) // the tail after the content (none for CBC)
-	return err
 }
 
 // envelopeBody finds the CMS bytes in an encrypted message: the outer
