@@ -45,6 +45,13 @@ type Fault struct {
 	// many bytes of DATA were read (or the whole message, if shorter).
 	// Nothing is delivered.
 	DropDataAfter int
+	// RefuseDataAfter > 0 stops reading the message after that many bytes
+	// (or at its end, if shorter) and refuses it with RefuseReply. Over
+	// BDAT that is the reply to the chunk being read, so later chunks are
+	// refused too (RFC 3030 section 4.1: the transaction failed); over DATA
+	// it is the reply after the end of the data. Nothing is delivered.
+	RefuseDataAfter int
+	RefuseReply     Reply
 	// DataDelay holds the reply to DATA back this long (for timeouts).
 	DataDelay time.Duration
 }
@@ -57,6 +64,7 @@ type Envelope struct {
 	Data     []byte   // message bytes as read (partial when Dropped; nil with DiscardMail)
 	Size     int64    // bytes read
 	TLS      bool     // the session was encrypted
+	BDAT     bool     // the message came in BDAT chunks (RFC 3030), not DATA
 	Accepted bool     // answered 250 and delivered
 	Dropped  bool     // connection closed by DropDataAfter
 	Reply    *Reply   // the refusal, when neither accepted nor dropped
@@ -293,7 +301,18 @@ func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 func (s *smtpSession) Data(r io.Reader) error {
 	f := s.up.currentFault()
 	_, isTLS := s.conn.TLSConnectionState()
-	env := Envelope{User: s.user, From: s.from, Rcpts: append([]string(nil), s.rcpts...), TLS: isTLS}
+	// go-smtp hands the BDAT chunks over through a pipe and DATA through
+	// its dot reader.
+	_, bdat := r.(*io.PipeReader)
+	env := Envelope{User: s.user, From: s.from, Rcpts: append([]string(nil), s.rcpts...), TLS: isTLS, BDAT: bdat}
+	if f.RefuseDataAfter > 0 {
+		env.Data, _ = io.ReadAll(io.LimitReader(r, int64(f.RefuseDataAfter)))
+		env.Size = int64(len(env.Data))
+		rep := f.RefuseReply
+		env.Reply = &rep
+		s.up.record(env)
+		return smtpReply(&rep)
+	}
 	if f.DropDataAfter > 0 {
 		env.Data, _ = io.ReadAll(io.LimitReader(r, int64(f.DropDataAfter)))
 		env.Size = int64(len(env.Data))

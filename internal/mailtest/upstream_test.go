@@ -165,6 +165,7 @@ func TestUpstreamFaults(t *testing.T) {
 		{"data 452", Fault{Data: map[string]Reply{"bob@demo.test": full}}, 452, true},
 		{"data 554", Fault{Data: map[string]Reply{"*": policy}}, 554, true},
 		{"drop in data", Fault{DropDataAfter: 10}, 0, true},
+		{"refuse in data", Fault{RefuseDataAfter: 10, RefuseReply: full}, 452, true},
 		{"refuse", Fault{Refuse: true}, 0, false},
 	}
 	for i, tc := range tests {
@@ -190,6 +191,9 @@ func TestUpstreamFaults(t *testing.T) {
 			if tc.fault.DropDataAfter > 0 && (!txns[0].Dropped || len(txns[0].Data) != tc.fault.DropDataAfter ||
 				txns[0].Size != int64(tc.fault.DropDataAfter)) {
 				t.Errorf("dropped transaction = %+v", txns[0])
+			}
+			if n := tc.fault.RefuseDataAfter; n > 0 && (txns[0].Accepted || txns[0].Size != int64(n) || txns[0].BDAT) {
+				t.Errorf("refused DATA transaction = %+v", txns[0])
 			}
 		})
 	}

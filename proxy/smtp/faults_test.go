@@ -26,8 +26,41 @@ func assertNoClear(t *testing.T, txs []mailtest.Envelope, marker string) {
 	}
 }
 
-func TestUpstreamFaults(t *testing.T) {
+// transferEnv is newEnv with the proxy sending messages by path: "BDAT"
+// straight to the upstream (go-smtp offers CHUNKING), "DATA" through a
+// relay that hides CHUNKING.
+func transferEnv(t *testing.T, path string) *env {
+	t.Helper()
 	e := newEnv(t, envOptions{})
+	if path == "DATA" {
+		e.upAddr = startHideExtension(t, e.up.SMTPAddr(), "CHUNKING").addr
+		e.addr = e.startProxy(policy.Policy{}, 0)
+	}
+	return e
+}
+
+// checkTransfer fails when a transaction the upstream saw came by the other
+// transfer path.
+func checkTransfer(t *testing.T, txs []mailtest.Envelope, path string) {
+	t.Helper()
+	for _, tx := range txs {
+		if tx.BDAT != (path == "BDAT") {
+			t.Errorf("transaction to %v: BDAT=%v, want the %s path", tx.Rcpts, tx.BDAT, path)
+		}
+	}
+}
+
+// TestUpstreamFaults: each upstream failure reaches the client as the
+// matching reply, over BDAT and over DATA, and nothing counts as sent that
+// the upstream did not accept.
+func TestUpstreamFaults(t *testing.T) {
+	for _, path := range []string{"BDAT", "DATA"} {
+		t.Run(path, func(t *testing.T) { upstreamFaults(t, path) })
+	}
+}
+
+func upstreamFaults(t *testing.T, path string) {
+	e := transferEnv(t, path)
 	big := strings.Repeat("filler line to make the message long enough to be cut off mid-DATA\r\n", 1500)
 	cases := []struct {
 		name  string
@@ -45,6 +78,7 @@ func TestUpstreamFaults(t *testing.T) {
 		{"dropped mid-DATA", mailtest.Fault{DropDataAfter: 4096}, "data", 451, gosmtp.EnhancedCode{4, 4, 2}, "connection to the mail server was lost"},
 		{"452 at end of DATA", mailtest.Fault{Data: map[string]mailtest.Reply{"*": {Code: 452, Enhanced: [3]int{4, 2, 2}, Text: "mailbox full"}}}, "data", 452, gosmtp.EnhancedCode{4, 2, 2}, "Mail server: mailbox full"},
 		{"554 at end of DATA", mailtest.Fault{Data: map[string]mailtest.Reply{"*": {Code: 554, Enhanced: [3]int{5, 7, 1}, Text: "rejected by policy"}}}, "data", 554, gosmtp.EnhancedCode{5, 7, 1}, "Mail server: rejected by policy"},
+		{"452 mid-message", mailtest.Fault{RefuseDataAfter: 4096, RefuseReply: mailtest.Reply{Code: 452, Enhanced: [3]int{4, 3, 1}, Text: "spool full"}}, "data", 452, gosmtp.EnhancedCode{4, 3, 1}, "Mail server: spool full"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +121,7 @@ func TestUpstreamFaults(t *testing.T) {
 				t.Errorf("got %d %v %q, want %d %v containing %q", se.Code, se.EnhancedCode, se.Message, tc.code, tc.enhanced, tc.text)
 			}
 			txs := e.up.Transactions()[before:]
+			checkTransfer(t, txs, path)
 			for _, tx := range txs {
 				if tx.Accepted && tc.stage != "rcpt" {
 					t.Errorf("upstream accepted a transaction to %v although the client was refused", tx.Rcpts)
@@ -105,7 +140,61 @@ func TestUpstreamFaults(t *testing.T) {
 					t.Errorf("the upstream did not see a cut-off transaction")
 				}
 			}
+			if tc.stage == "data" && tc.code != 451 {
+				// A refusal leaves the session and the upstream
+				// connection usable.
+				e.up.SetFault(mailtest.Fault{})
+				if err := send(c, alice, []string{bob}, compose(alice, bob, "", "", "after "+tc.name, "next")); err != nil {
+					t.Errorf("next message after the refusal: %v", err)
+				}
+			}
 		})
+	}
+}
+
+// TestMultiChunkFaults: a message of several BDAT chunks (1 MB each) whose
+// upstream refuses a chunk before the last, or drops the connection in
+// one, gets that refusal or 451 4.4.2, never 250; the same message goes
+// through when the upstream behaves.
+func TestMultiChunkFaults(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	line := "a line of filler text so the encrypted copy spans several BDAT chunks\r\n"
+	body := "SECRET-multichunk\r\n" + strings.Repeat(line, (2<<20)/len(line))
+	msg := compose(alice, bob, "", "", "multichunk", body)
+	cases := []struct {
+		name     string
+		fault    mailtest.Fault
+		code     int
+		enhanced gosmtp.EnhancedCode
+	}{
+		{"refused in chunk 2", mailtest.Fault{RefuseDataAfter: 1<<20 + 5000, RefuseReply: mailtest.Reply{Code: 552, Enhanced: [3]int{5, 3, 4}, Text: "too big after all"}}, 552, gosmtp.EnhancedCode{5, 3, 4}},
+		{"dropped in chunk 2", mailtest.Fault{DropDataAfter: 1<<20 + 5000}, 451, gosmtp.EnhancedCode{4, 4, 2}},
+		{"accepted", mailtest.Fault{}, 0, gosmtp.EnhancedCode{}},
+	}
+	for _, tc := range cases {
+		before := len(e.up.Transactions())
+		if err := e.up.SetFault(tc.fault); err != nil {
+			t.Fatal(err)
+		}
+		err := send(e.client(alice), alice, []string{bob}, msg)
+		txs := e.up.Transactions()[before:]
+		if tc.code == 0 {
+			if err != nil || len(txs) != 1 || !txs[0].Accepted || !txs[0].BDAT || txs[0].Size < 2<<20 {
+				t.Fatalf("%s: %v, transactions %+v", tc.name, err, txs)
+			}
+			if o := e.open(txs[0].Data, bob); !o.encrypted || !o.valid || !strings.Contains(string(o.entity), "SECRET-multichunk") {
+				t.Errorf("%s: copy encrypted=%v valid=%v", tc.name, o.encrypted, o.valid)
+			}
+			continue
+		}
+		se, ok := err.(*gosmtp.SMTPError)
+		if !ok || se.Code != tc.code || se.EnhancedCode != tc.enhanced {
+			t.Errorf("%s: got %v, want %d %v", tc.name, err, tc.code, tc.enhanced)
+		}
+		if len(txs) != 1 || txs[0].Accepted || !txs[0].BDAT || txs[0].Size <= 1<<20 {
+			t.Errorf("%s: transactions %+v, want one cut off in the second chunk", tc.name, txs)
+		}
+		assertNoClear(t, txs, "SECRET-multichunk")
 	}
 }
 

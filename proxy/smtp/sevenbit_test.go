@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +74,7 @@ func (h *hideExtension) down(c, u net.Conn) {
 }
 
 // up copies the proxy's commands and data to the upstream, recording
-// command lines (everything outside DATA).
+// command lines (everything outside DATA and BDAT chunks).
 func (h *hideExtension) up(c, u net.Conn) {
 	defer u.Close()
 	r := bufio.NewReader(c)
@@ -90,6 +91,16 @@ func (h *hideExtension) up(c, u net.Conn) {
 		}
 		if _, werr := io.WriteString(u, line); werr != nil || err != nil {
 			return
+		}
+		// A BDAT chunk follows its command line as it is.
+		if f := strings.Fields(strings.ToUpper(line)); !inData && len(f) >= 2 && f[0] == "BDAT" {
+			n, perr := strconv.ParseInt(f[1], 10, 64)
+			if perr != nil {
+				return
+			}
+			if _, err := io.CopyN(u, r, n); err != nil {
+				return
+			}
 		}
 	}
 }

@@ -67,8 +67,15 @@ func (c *upClient) begin(ctx context.Context, timeout time.Duration) (end func(e
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(longAgo) })
 	return func(err error) error {
 		stop()
-		if err != nil && ctx.Err() != nil {
-			return fmt.Errorf("%w (%w)", ctx.Err(), err)
+		if err == nil {
+			return nil
+		}
+		cerr := ctx.Err()
+		if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+			cerr = context.DeadlineExceeded // the socket's deadline was the context's
+		}
+		if cerr != nil {
+			return fmt.Errorf("%w (%w)", cerr, err)
 		}
 		return err
 	}
