@@ -163,6 +163,40 @@ func TestSMTPProxyPostfixDovecot(t *testing.T) {
 	if strings.Contains(logs.String(), pw) {
 		t.Errorf("the mail password reached the proxy's log")
 	}
+	checkPostfixBDAT(t, pf.LogFile)
+}
+
+// checkPostfixBDAT: Postfix offers CHUNKING, so the proxy sends every copy
+// with BDAT (RFC 3030), never DATA. Postfix logs the commands of each
+// session when it ends ("disconnect from … bdat=1 …"); the log is written
+// asynchronously, so the lines are awaited for a moment.
+func checkPostfixBDAT(t *testing.T, logFile string) {
+	t.Helper()
+	var sessions []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sessions = sessions[:0]
+		b, _ := os.ReadFile(logFile)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "postfix/submission/smtpd") && strings.Contains(line, " disconnect from ") &&
+				strings.Contains(line, " mail=") {
+				sessions = append(sessions, line)
+			}
+		}
+		// swaks: one session with three envelopes; msmtp: one with one.
+		if len(sessions) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(sessions) < 2 {
+		t.Fatalf("Postfix logged %d submission sessions with mail, want 2:\n%s", len(sessions), strings.Join(sessions, "\n"))
+	}
+	for _, line := range sessions {
+		if !strings.Contains(line, " bdat=") || strings.Contains(line, " data=") {
+			t.Errorf("a copy reached Postfix without BDAT: %s", line)
+		}
+	}
 }
 
 // smtpIdentities makes a CA and an identity service on SQLite in dir and
