@@ -24,15 +24,15 @@
 // RCPT TO address in neither To nor Cc), so nobody learns a Bcc recipient from
 // the envelope or the CMS RecipientInfos. The Bcc header field is removed from
 // every copy. A single envelope goes out in the transaction the client
-// opened; several are replayed after RSET, each with MAIL, RCPT and DATA of
-// its own, on the same connection.
+// opened; several are replayed after RSET, each with MAIL, RCPT and DATA
+// (or BDAT) of its own, on the same connection.
 //
 // # Replies
 //
 // The client gets 250 only when the upstream accepted every envelope. An
 // upstream refusal reaches the client with the upstream's code, enhanced
 // status and text (printable ASCII, one line, prefixed "Mail server:"). A lost
-// connection (refused, dropped mid-DATA, timeout) gives 451 4.4.2; nothing
+// connection (refused, dropped mid-message, timeout) gives 451 4.4.2; nothing
 // the upstream did not acknowledge counts as sent. When some envelopes were
 // accepted and a later one failed, the reply is 554 5.3.0 naming the
 // recipients who got the message and those who did not: a temporary reply
@@ -66,14 +66,30 @@
 // PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES and CHUNKING (BDAT, without
 // BINARYMIME) are handled by the proxy itself, whatever the upstream offers.
 // For 8BITMIME that is sound because every copy the proxy sends upstream is
-// 7-bit (RFC 6152 permits the conversion), so it never declares
-// BODY=8BITMIME there: an encrypted copy is base64; a signed copy is
+// 7-bit (RFC 6152 permits the conversion), so it declares BODY=8BITMIME
+// there only along with SMTPUTF8 (RFC 6531): an encrypted copy is base64; a signed copy is
 // canonicalised before signing (RFC 8551 section 3.1.1), which re-encodes
 // 8-bit and binary leaves as quoted-printable or base64; an unsigned plain
 // copy with 8-bit data is converted the same way. Only the header can stay
 // 8-bit, and that needs SMTPUTF8. SMTPUTF8 is offered only when the upstream offers it (asked once
 // at start). SIZE is the configured maximum, lowered so that the encrypted
 // copy (about 4/3 of the message) still fits the upstream's SIZE.
+//
+// # Upstream connection
+//
+// The client to the submission server is the proxy's own (upclient*.go):
+// STARTTLS (RFC 3207, EHLO again after it; bytes sent before the handshake
+// are refused), implicit TLS or none; EHLO with HELO fallback; AUTH PLAIN or
+// LOGIN; multi-line replies with RFC 2034 enhanced status. Each command is
+// bounded by CommandTimeout, each message (transfer and reply) by
+// DataTimeout, and both by the session's context. A 4xx or 5xx reply is a
+// refusal passed on to the client; anything else (I/O error, timeout, a
+// reply out of place) marks the connection lost for the rest of the session.
+// When the upstream offers CHUNKING (RFC 3030; Postfix does), each copy goes
+// in BDAT chunks of up to 1 MB written straight to the connection; a chunk
+// refused is the upstream's refusal and the transaction is reset. Otherwise
+// DATA, with dot-stuffing done on whole buffers. Either way the upstream
+// gets the same bytes, ending with CRLF.
 //
 // # Certificate lookups
 //

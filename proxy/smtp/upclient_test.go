@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"smimeproxy/internal/mailtest"
+	"smimeproxy/policy"
 )
 
 // writeSplit writes msg to w in pieces of random sizes.
@@ -373,5 +375,38 @@ func TestUpClientContext(t *testing.T) {
 	}
 	if _, lost := fromUpstream(err, "id"); !lost {
 		t.Errorf("not a lost connection: %v", err)
+	}
+}
+
+// TestMailParameters: MAIL FROM upstream carries SMTPUTF8, with
+// BODY=8BITMIME, only when the client declared SMTPUTF8 (the header may
+// then be UTF-8); otherwise no parameter, since every copy is 7-bit.
+// The UTF-8 message reaches the upstream, over BDAT.
+func TestMailParameters(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	relay := startHideExtension(t, e.up.SMTPAddr(), "XNONE") // records commands, hides nothing
+	e.upAddr = relay.addr
+	e.addr = e.startProxy(policy.Policy{}, 0)
+	r := e.raw(alice)
+	msg := "From: " + alice + "\r\nTo: " + bob + "\r\nSubject: Grüße\r\nMessage-ID: <utf8@example.test>\r\n\r\nbody\r\n.\r\n"
+	if code, m := r.dataWith("SMTPUTF8", alice, []string{bob}, []byte(msg)); code != 250 {
+		t.Fatalf("SMTPUTF8 message: %d %s", code, m)
+	}
+	if code, m := r.data(alice, []string{bob}, []byte(strings.Replace(msg, "Grüße", "plain", 1))); code != 250 {
+		t.Fatalf("plain message: %d %s", code, m)
+	}
+	var mails []string
+	for _, c := range relay.commands() {
+		if strings.HasPrefix(c, "MAIL ") {
+			mails = append(mails, c)
+		}
+	}
+	want := []string{"MAIL FROM:<" + alice + "> BODY=8BITMIME SMTPUTF8", "MAIL FROM:<" + alice + ">"}
+	if !slices.Equal(mails, want) {
+		t.Errorf("MAIL commands upstream: %q, want %q", mails, want)
+	}
+	envs := e.up.Envelopes()
+	if len(envs) != 2 || !envs[0].BDAT || !bytes.Contains(envs[0].Data, []byte("Subject: Grüße")) {
+		t.Errorf("upstream envelopes: %d, first BDAT=%v", len(envs), len(envs) > 0 && envs[0].BDAT)
 	}
 }
