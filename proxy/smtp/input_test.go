@@ -35,6 +35,7 @@ func TestBadInput(t *testing.T) {
 		{"bare CR", "", hdr(alice) + "\r\nline one\rline two" + goodTail, 554, "5.6.0", "bare LF or CR"},
 		{"NUL byte", "", hdr(alice) + "\r\nnul \x00 here" + goodTail, 554, "5.6.0", "NUL"},
 		{"8-bit in a 7-bit session", "", hdr(alice) + "\r\nna\xc3\xafve" + goodTail, 554, "5.6.0", "BODY=8BITMIME"},
+		{"line too long", "", hdr(alice) + "\r\n" + strings.Repeat("x", 3000) + goodTail, 554, "5.6.0", "line longer"},
 		{"over the size limit", "", hdr(alice) + "\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 1100) + ".\r\n", 552, "5.3.4", "too big"},
 		{"From of someone else", "", hdr(bob) + "\r\nbody" + goodTail, 554, "5.7.1", "only mail From " + alice},
 	}

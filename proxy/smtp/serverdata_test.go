@@ -189,3 +189,81 @@ func FuzzDataReader(f *testing.F) {
 		}
 	})
 }
+
+// TestServerBDAT: chunks are joined byte for byte (no dot-unstuffing),
+// LAST ends the message, a message over the limit is refused with the
+// rest of its chunks skipped, and a chunk without a transaction is skipped
+// so the next command is read in sync.
+func TestServerBDAT(t *testing.T) {
+	ts := newTestServer(t, serverOptions{InsecureAuth: true, MaxMessageBytes: 100})
+	c := ts.pipe(t)
+	login(t, c)
+	tx := "MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
+	cases := []struct {
+		name   string
+		chunks string // after MAIL and RCPT, in one write
+		codes  string
+		data   string // what Data read; "" when refused
+	}{
+		{"single LAST chunk", "BDAT 13 LAST\r\n.line\r\n.\r\nend", "250 250 250", ".line\r\n.\r\nend"},
+		{"several chunks", "BDAT 3\r\nabcBDAT 0\r\nBDAT 4\r\ndefgBDAT 2 LAST\r\nhi", "250 250 250 250 250 250", "abcdefghi"},
+		{"over the limit", "BDAT 60\r\n" + strings.Repeat("x", 60) + "BDAT 60 LAST\r\n" + strings.Repeat("y", 60) + "NOOP\r\n", "250 250 250 552 250", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(ts.rec.all())
+			write(t, c, tx+tc.chunks)
+			var got string
+			for len(codes(got)) < len(strings.Fields(tc.codes)) {
+				got += readOnce(t, c)
+			}
+			if strings.Join(codes(got), " ") != tc.codes {
+				t.Fatalf("replies %q, want %s", got, tc.codes)
+			}
+			var datas []string
+			for _, ev := range ts.rec.all()[before:] {
+				if strings.HasPrefix(ev, "DATA ") {
+					datas = append(datas, strings.TrimPrefix(ev, "DATA "))
+				}
+			}
+			if tc.data != "" && (len(datas) != 1 || datas[0] != tc.data) {
+				t.Errorf("session read %q, want %q", datas, tc.data)
+			}
+			if tc.data == "" && (len(datas) != 1 || datas[0] != "error "+errDataAborted.Error()) {
+				t.Errorf("refused message: session read %q, want the transfer aborted", datas)
+			}
+		})
+	}
+	// In sync after all that.
+	write(t, c, "BDAT 5 LAST\r\nxxxxxNOOP\r\n")
+	if got := readOnce(t, c); strings.Join(codes(got), " ") != "503 250" {
+		t.Errorf("BDAT without a transaction, then NOOP: %q", got)
+	}
+}
+
+// TestDataLimitsKeepSession: a message over the size or line limit is
+// refused, read to its end marker, and the session goes on.
+func TestDataLimitsKeepSession(t *testing.T) {
+	ts := newTestServer(t, serverOptions{InsecureAuth: true, MaxMessageBytes: 10 << 10})
+	c := ts.pipe(t)
+	login(t, c)
+	for _, body := range []string{
+		strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 200),
+		"short\r\n" + strings.Repeat("L", 3000) + "\r\n\r\n.x\r\n",
+	} {
+		write(t, c, "MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+		readOnce(t, c)
+		write(t, c, body+".\r\nNOOP\r\n")
+		var got string
+		for len(codes(got)) < 2 {
+			got += readOnce(t, c)
+		}
+		if strings.Join(codes(got), " ") != "554 250" {
+			t.Errorf("refused message then NOOP: %q", got)
+		}
+	}
+	ev := ts.rec.all()
+	if !contains(ev, "DATA error "+errDataTooLarge.Error()) || !contains(ev, "DATA error "+errDataLineTooLong.Error()) {
+		t.Errorf("session saw %q", ev)
+	}
+}
