@@ -84,7 +84,6 @@ func (f fakeSession) Logout() error { f.r.add("LOGOUT"); return nil }
 type testServer struct {
 	srv *server
 	rec *recorder
-	tls *mailtest.ServerTLS
 }
 
 // newTestServer returns a server of fake sessions; o's zero fields get

@@ -37,22 +37,20 @@ func refUnstuff(in []byte) ([]byte, int) {
 // readDot runs a dotReader without limits over src through a bufio.Reader
 // of bufSize, with reads of readSize, and returns the message, the error
 // that ended it and everything left after it.
-func readDot(src io.Reader, bufSize, readSize int) ([]byte, error, []byte) {
+func readDot(src io.Reader, bufSize, readSize int) (msg, rest []byte, err error) {
 	br := bufio.NewReaderSize(src, bufSize)
 	r := newDotReader(br, 0, 0)
-	var out []byte
 	p := make([]byte, readSize)
-	var err error
 	for {
 		var n int
 		n, err = r.Read(p)
-		out = append(out, p[:n]...)
+		msg = append(msg, p[:n]...)
 		if err != nil {
 			break
 		}
 	}
-	rest, _ := io.ReadAll(br)
-	return out, err, rest
+	rest, _ = io.ReadAll(br)
+	return msg, rest, err
 }
 
 // sameMessage compares the reader's output with the reference's. Without
@@ -99,7 +97,7 @@ func TestDotReaderSplits(t *testing.T) {
 		for k := 0; k <= len(in); k++ {
 			for _, sizes := range [][2]int{{16, 1}, {16, 5}, {17, 4096}, {4096, 3}, {4096, 4096}} {
 				src := io.MultiReader(strings.NewReader(in[:k]), strings.NewReader(in[k:]))
-				got, err, rest := readDot(src, sizes[0], sizes[1])
+				got, rest, err := readDot(src, sizes[0], sizes[1])
 				if !sameMessage(got, want, used) {
 					t.Fatalf("%q split at %d, buffer %d, reads of %d: got %q, want %q", in, k, sizes[0], sizes[1], got, want)
 				}
@@ -174,7 +172,7 @@ func FuzzDataReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte, buf, read uint8) {
 		want, used := refUnstuff(in)
-		got, err, rest := readDot(bytes.NewReader(in), 16+int(buf), 1+int(read))
+		got, rest, err := readDot(bytes.NewReader(in), 16+int(buf), 1+int(read))
 		if !sameMessage(got, want, used) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
