@@ -182,6 +182,32 @@ func Encrypt(w io.Writer, msg []byte, to []Recipient, opts EncryptOptions) error
 	return nil
 }
 
+// SignEncrypt signs a whole RFC 5322 message (CRLF or LF) as Sign does and
+// encrypts the signed entity as Encrypt does, writing the result to w:
+// outer header fields, then application/pkcs7-mime around the signed
+// entity (RFC 8551 §3.7: sign, then encrypt). The signed entity is never
+// assembled and the envelope is streamed, so beside msg only small fixed
+// buffers are held (AES-GCM: one copy of the signed entity). Nothing is
+// written when an error occurs before the envelope.
+func SignEncrypt(w io.Writer, msg []byte, sign SignOptions, to []Recipient, opts EncryptOptions) error {
+	outer, inner, body, err := splitFields(ToCRLF(msg))
+	if err != nil {
+		return fmt.Errorf("sign: %w", err)
+	}
+	s, err := newSignedEntity(inner, body, sign)
+	if err != nil {
+		return err
+	}
+	env, err := NewEnvelope(s, to, opts)
+	if err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	if err := ComposeContent(w, outer, env); err != nil {
+		return fmt.Errorf("encrypt: %w", err)
+	}
+	return nil
+}
+
 // sealEnveloped returns the DER of an EnvelopedData around plain: laid out
 // with the padded plaintext in place, then encrypted there.
 func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) ([]byte, error) {

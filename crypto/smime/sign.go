@@ -48,121 +48,134 @@ type SignOptions struct {
 // for ECDSA P-384/P-521 keys), or with
 // opts.Opaque application/pkcs7-mime; smime-type=signed-data (§3.5.2).
 // The output has CRLF line ends. Unchanged parts of the message are
-// hashed and written from msg itself, not copied.
+// hashed and written from msg itself, not copied. Nothing is written
+// when signing fails.
 func Sign(w io.Writer, msg []byte, opts SignOptions) error {
 	outer, inner, body, err := splitFields(ToCRLF(msg))
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
-	count := 0
-	canon, _, err := canonicalEntity(inner, body, 0, &count)
+	s, err := newSignedEntity(inner, body, opts)
 	if err != nil {
-		return fmt.Errorf("sign: canonicalise: %w", err)
-	}
-	ew := &errWriter{w: w}
-	for _, f := range outer {
-		ew.write(f.Raw)
-	}
-	ew.write([]byte("MIME-Version: 1.0\r\n"))
-	if err := signTo(ew, canon, opts); err != nil {
 		return err
 	}
-	if ew.err != nil {
-		return fmt.Errorf("sign: write: %w", ew.err)
+	if err := ComposeContent(w, outer, s); err != nil {
+		return fmt.Errorf("sign: %w", err)
 	}
 	return nil
 }
 
 // SignEntity signs a MIME entity and returns the signed entity: a
 // multipart/signed whose first part is the canonicalised entity, or with
-// opts.Opaque an application/pkcs7-mime entity.
+// opts.Opaque an application/pkcs7-mime entity. NewSignedEntity gives the
+// same without assembling it in memory.
 func SignEntity(entity []byte, opts SignOptions) ([]byte, error) {
+	s, err := NewSignedEntity(entity, opts)
+	if err != nil {
+		return nil, err
+	}
+	b := bytes.NewBuffer(make([]byte, 0, s.Len()))
+	s.WriteTo(b) // a bytes.Buffer does not fail
+	return b.Bytes(), nil
+}
+
+// SignedEntity is a signed MIME entity, signed once and written any number
+// of times (the SMTP proxy puts one signature into the copy of every
+// envelope). It holds the canonical entity as slices of the entity it was
+// made from, plus what canonicalisation re-encoded, and the signature:
+// nothing of the message's size is copied.
+type SignedEntity struct {
+	head  []byte // multipart/signed: everything up to the content; opaque: the MIME header
+	parts pieces // the canonical content
+	tail  []byte // multipart/signed: the signature part and the close delimiter
+	// Opaque signed-data is written as base64 of derHead, parts, derTail.
+	opaque           bool
+	derHead, derTail []byte
+	n                int64
+}
+
+// NewSignedEntity canonicalises a MIME entity (header fields, empty line,
+// body; CRLF or LF) and signs it: the digest and the one RSA or ECDSA
+// signature are computed here, and every error but a write error is
+// returned here. The entity must not change while the SignedEntity is in
+// use.
+func NewSignedEntity(entity []byte, opts SignOptions) (*SignedEntity, error) {
 	entity = ToCRLF(entity)
 	h, bodyStart, err := parseHeader(entity, MaxHeaderBytes)
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
+	return newSignedEntity(h, entity[bodyStart:], opts)
+}
+
+// newSignedEntity signs the entity with header h and body (CRLF).
+func newSignedEntity(h Header, body []byte, opts SignOptions) (*SignedEntity, error) {
+	alg, err := signerAlg(opts)
+	if err != nil {
+		return nil, err
+	}
 	count := 0
-	canon, _, err := canonicalEntity(h, entity[bodyStart:], 0, &count)
+	canon, _, err := canonicalEntity(h, body, 0, &count)
 	if err != nil {
 		return nil, fmt.Errorf("sign: canonicalise: %w", err)
 	}
-	var b bytes.Buffer
-	b.Grow(canon.len()*7/5 + 16<<10)
-	if err := signTo(&b, canon, opts); err != nil {
+	derHead, derTail, err := signedData(canon, opts, !opts.Opaque)
+	if err != nil {
 		return nil, err
 	}
-	return b.Bytes(), nil
-}
-
-// signTo writes the signed entity for the canonical content canon.
-func signTo(w io.Writer, canon pieces, opts SignOptions) error {
-	der, err := signedData(canon, opts, !opts.Opaque)
-	if err != nil {
-		return err
-	}
-	ew := &errWriter{w: w}
+	s := &SignedEntity{parts: canon, opaque: opts.Opaque}
 	if opts.Opaque {
-		ew.write([]byte("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n" +
+		s.head = []byte("Content-Type: application/pkcs7-mime; smime-type=signed-data; name=\"smime.p7m\"\r\n" +
 			"Content-Transfer-Encoding: base64\r\n" +
-			"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"))
-		writeBase64To(ew, der)
-		return ew.err
+			"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n")
+		s.derHead, s.derTail = derHead, derTail
+		s.n = int64(len(s.head)) + base64Len(int64(len(derHead)+canon.len()+len(derTail)))
+		return s, nil
 	}
 	boundary, err := newBoundary()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	alg, _ := signerAlg(opts)
-	ew.write([]byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=" + alg.micalg + ";\r\n" +
+	s.head = []byte("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=" + alg.micalg + ";\r\n" +
 		"\tboundary=\"" + boundary + "\"\r\n\r\n" +
 		"This is an S/MIME signed message\r\n\r\n" +
-		"--" + boundary + "\r\n"))
-	for _, p := range canon {
-		ew.write(p)
-	}
-	ew.write([]byte("\r\n--" + boundary + "\r\n" +
+		"--" + boundary + "\r\n")
+	tail := []byte("\r\n--" + boundary + "\r\n" +
 		"Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n" +
 		"Content-Transfer-Encoding: base64\r\n" +
-		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n"))
-	writeBase64To(ew, der)
-	ew.write([]byte("\r\n--" + boundary + "--\r\n"))
-	return ew.err
+		"Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n")
+	tail = appendBase64Lines(tail, derHead)
+	s.tail = append(tail, "\r\n--"+boundary+"--\r\n"...)
+	s.n = int64(len(s.head) + canon.len() + len(s.tail))
+	return s, nil
 }
 
-// errWriter keeps the first write error so a sequence of writes can be
-// checked once.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
+// Len returns the number of bytes WriteTo writes.
+func (s *SignedEntity) Len() int64 { return s.n }
 
-func (e *errWriter) write(p []byte) {
-	if e.err == nil {
-		_, e.err = e.w.Write(p)
+// WriteTo writes the signed entity (CRLF line ends), the same bytes every
+// time. Errors are w's.
+func (s *SignedEntity) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	if _, err := cw.Write(s.head); err != nil {
+		return cw.n, err
 	}
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	e.write(p)
-	if e.err != nil {
-		return 0, e.err
+	if s.opaque {
+		b := newBase64Writer(cw)
+		b.Write(s.derHead)
+		for _, p := range s.parts {
+			b.Write(p)
+		}
+		b.Write(s.derTail)
+		return cw.n, b.Close()
 	}
-	return len(p), nil
-}
-
-// writeBase64To writes data as base64 lines to w in chunks, so the encoded
-// form of a large opaque signature is never held whole.
-func writeBase64To(w *errWriter, data []byte) {
-	const chunk = 57 * 1024 // whole lines
-	var buf bytes.Buffer
-	for len(data) > 0 && w.err == nil {
-		n := min(chunk, len(data))
-		buf.Reset()
-		writeBase64Lines(&buf, data[:n])
-		w.write(buf.Bytes())
-		data = data[n:]
+	for _, p := range s.parts {
+		if _, err := cw.Write(p); err != nil {
+			return cw.n, err
+		}
 	}
+	_, err := cw.Write(s.tail)
+	return cw.n, err
 }
 
 // newBoundary returns a random boundary. It is not searched for in the
@@ -181,13 +194,21 @@ func newBoundary() (string, error) {
 // number, the signed attributes of signedAttributes, and the certificates
 // signer, encryption certificate and chain. detached leaves the content out.
 func SignedData(content []byte, opts SignOptions, detached bool) ([]byte, error) {
-	return signedData(pieces{content}, opts, detached)
+	head, tail, err := signedData(pieces{content}, opts, detached)
+	if err != nil || detached {
+		return head, err
+	}
+	der := make([]byte, 0, len(head)+len(content)+len(tail))
+	return append(append(append(der, head...), content...), tail...), nil
 }
 
-func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error) {
+// signedData returns the DER of SignedData around content in two parts:
+// head, then the content octets unless detached, then tail (nil when
+// detached). All lengths are definite.
+func signedData(content pieces, opts SignOptions, detached bool) (head, tail []byte, err error) {
 	alg, err := signerAlg(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -199,7 +220,7 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 	}
 	attrs, err := signedAttributes(hc.Sum(nil), now(), opts.EncryptionCert)
 	if err != nil {
-		return nil, fmt.Errorf("sign: %w", err)
+		return nil, nil, fmt.Errorf("sign: %w", err)
 	}
 	// The signature covers the attributes DER-encoded as a SET OF
 	// (RFC 5652 §5.4), not the [0] IMPLICIT form stored in the SignerInfo.
@@ -211,13 +232,13 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 	})
 	setDER, err := toSign.Bytes()
 	if err != nil {
-		return nil, fmt.Errorf("sign: encode attributes: %w", err)
+		return nil, nil, fmt.Errorf("sign: encode attributes: %w", err)
 	}
 	h := alg.hash.New()
 	h.Write(setDER)
 	sig, err := opts.Key.Sign(rand.Reader, h.Sum(nil), alg.hash)
 	if err != nil {
-		return nil, fmt.Errorf("sign: signing key: %w", err)
+		return nil, nil, fmt.Errorf("sign: signing key: %w", err)
 	}
 
 	certs := [][]byte{opts.Cert.Raw}
@@ -239,69 +260,79 @@ func signedData(content pieces, opts SignOptions, detached bool) ([]byte, error)
 	}
 
 	tag0 := cbasn1.Tag(0).ContextSpecific().Constructed()
-	size := len(sig) + 8192
-	for _, c := range certs {
-		size += len(c)
-	}
-	if !detached {
-		size += content.len()
-	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, size))
-	b.AddASN1(cbasn1.SEQUENCE, func(ci *cryptobyte.Builder) {
-		ci.AddASN1ObjectIdentifier(oidSigSignedData)
-		ci.AddASN1(tag0, func(e *cryptobyte.Builder) {
-			e.AddASN1(cbasn1.SEQUENCE, func(sd *cryptobyte.Builder) {
-				sd.AddASN1Int64(1)
-				sd.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
-					s.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(alg.digest) })
-				})
-				sd.AddASN1(cbasn1.SEQUENCE, func(ec *cryptobyte.Builder) {
-					ec.AddASN1ObjectIdentifier(oidSigData)
-					if !detached {
-						ec.AddASN1(tag0, func(x *cryptobyte.Builder) {
-							x.AddASN1(cbasn1.OCTET_STRING, func(o *cryptobyte.Builder) {
-								for _, p := range content {
-									o.AddBytes(p)
-								}
-							})
-						})
-					}
-				})
-				sd.AddASN1(tag0, func(c *cryptobyte.Builder) {
-					for _, raw := range certs {
-						c.AddBytes(raw)
-					}
-				})
-				sd.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
-					s.AddASN1(cbasn1.SEQUENCE, func(si *cryptobyte.Builder) {
-						si.AddASN1Int64(1)
-						si.AddASN1(cbasn1.SEQUENCE, func(ias *cryptobyte.Builder) {
-							ias.AddBytes(opts.Cert.RawIssuer)
-							ias.AddASN1BigInt(opts.Cert.SerialNumber)
-						})
-						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(alg.digest) })
-						si.AddASN1(tag0, func(s *cryptobyte.Builder) {
-							for _, a := range attrs {
-								s.AddBytes(a)
-							}
-						})
-						si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) {
-							a.AddASN1ObjectIdentifier(alg.sig)
-							if alg.sig.Equal(oidSigRSA) {
-								a.AddASN1NULL()
-							}
-						})
-						si.AddASN1OctetString(sig)
-					})
-				})
+	// Everything but the content is built here; the content stays where
+	// it lies and goes between head and tail.
+	var pre cryptobyte.Builder // version and digestAlgorithms
+	pre.AddASN1Int64(1)
+	pre.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
+		s.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(alg.digest) })
+	})
+	var post cryptobyte.Builder // certificates and signerInfos
+	post.AddASN1(tag0, func(c *cryptobyte.Builder) {
+		for _, raw := range certs {
+			c.AddBytes(raw)
+		}
+	})
+	post.AddASN1(cbasn1.SET, func(s *cryptobyte.Builder) {
+		s.AddASN1(cbasn1.SEQUENCE, func(si *cryptobyte.Builder) {
+			si.AddASN1Int64(1)
+			si.AddASN1(cbasn1.SEQUENCE, func(ias *cryptobyte.Builder) {
+				ias.AddBytes(opts.Cert.RawIssuer)
+				ias.AddASN1BigInt(opts.Cert.SerialNumber)
 			})
+			si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) { a.AddASN1ObjectIdentifier(alg.digest) })
+			si.AddASN1(tag0, func(s *cryptobyte.Builder) {
+				for _, a := range attrs {
+					s.AddBytes(a)
+				}
+			})
+			si.AddASN1(cbasn1.SEQUENCE, func(a *cryptobyte.Builder) {
+				a.AddASN1ObjectIdentifier(alg.sig)
+				if alg.sig.Equal(oidSigRSA) {
+					a.AddASN1NULL()
+				}
+			})
+			si.AddASN1OctetString(sig)
 		})
 	})
-	der, err := b.Bytes()
+	preDER, err := pre.Bytes()
 	if err != nil {
-		return nil, fmt.Errorf("sign: encode SignedData: %w", err)
+		return nil, nil, fmt.Errorf("sign: encode SignedData: %w", err)
 	}
-	return der, nil
+	postDER, err := post.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign: encode SignedData: %w", err)
+	}
+	oidData, _ := asn1.Marshal(oidSigData)
+	oidSD, _ := asn1.Marshal(oidSigSignedData)
+	// encapContentInfo: SEQUENCE { eContentType, [0] { OCTET STRING } }
+	eciLen := len(oidData)
+	n := content.len()
+	octLen := 1 + lengthSize(n) + n
+	if !detached {
+		eciLen += 1 + lengthSize(octLen) + octLen
+	}
+	sdLen := len(preDER) + 1 + lengthSize(eciLen) + eciLen + len(postDER)
+	expLen := 1 + lengthSize(sdLen) + sdLen
+	ciLen := len(oidSD) + 1 + lengthSize(expLen) + expLen
+	size := 1 + lengthSize(ciLen) + ciLen
+	if !detached {
+		size -= n + len(postDER)
+	}
+	head = make([]byte, 0, size)
+	head = appendLength(append(head, 0x30), ciLen)
+	head = append(head, oidSD...)
+	head = appendLength(append(head, 0xa0), expLen)
+	head = appendLength(append(head, 0x30), sdLen)
+	head = append(head, preDER...)
+	head = appendLength(append(head, 0x30), eciLen)
+	head = append(head, oidData...)
+	if detached {
+		return append(head, postDER...), nil, nil
+	}
+	head = appendLength(append(head, 0xa0), octLen)
+	head = appendLength(append(head, 0x04), n)
+	return head, postDER, nil
 }
 
 // sigAlgs are the digest and signature algorithms for one signing key.
