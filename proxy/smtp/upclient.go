@@ -49,11 +49,10 @@ func newUpClient(conn net.Conn, cmdTimeout, dataTimeout time.Duration) *upClient
 func (c *upClient) setConn(conn net.Conn) {
 	c.conn = conn
 	c.r = bufio.NewReaderSize(conn, maxReplyLine)
-	c.w = bufio.NewWriterSize(conn, 64<<10)
+	// One TLS record's worth: DATA is written in pieces a line or more
+	// long; a BDAT chunk goes past it but for its first bytes.
+	c.w = bufio.NewWriterSize(conn, 16<<10)
 }
-
-// longAgo is a deadline in the past: it makes pending I/O fail at once.
-var longAgo = time.Unix(1, 0)
 
 // begin bounds one exchange by timeout and by ctx: the deadline is the
 // earlier of the two, and cancelling ctx fails pending I/O. end stops the
@@ -64,7 +63,8 @@ func (c *upClient) begin(ctx context.Context, timeout time.Duration) (end func(e
 		dl = d
 	}
 	c.conn.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(longAgo) })
+	// A deadline in the past makes pending I/O fail at once.
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	return func(err error) error {
 		stop()
 		if err == nil {
