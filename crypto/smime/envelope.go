@@ -51,10 +51,13 @@ var (
 // written in at most four octets.
 const maxEnvelopeContent = 1<<32 - 1<<20
 
-// cbcChunk is the plaintext encrypted per step of a CBC envelope: 16 KB,
+// cbcChunk is the plaintext encrypted per step of a CBC envelope: 3.6 KB,
 // a multiple of the AES block and of a 57-byte base64 line, so the
-// ciphertext is encoded while it is still in cache.
-const cbcChunk = 57 * 256
+// ciphertext is encoded while it is still in the L1 cache. Measured:
+// 3.6 KB chunks beat 14.6 KB ones at 100 KB (fresh buffers after a
+// collection cost more than the extra Write calls) and match them at
+// 10 MB; 1.8 KB chunks are no better.
+const cbcChunk = 57 * 64
 
 // Envelope is the application/pkcs7-mime entity of an EnvelopedData
 // (AES-CBC) or AuthEnvelopedData (AES-GCM) around a Content, ready to be
@@ -130,7 +133,7 @@ func (e *Envelope) Header() string { return e.header }
 
 // WriteTo writes the entity: Header, then the envelope's DER as base64 in
 // 76-character CRLF lines, encrypting the content on the way. For AES-CBC
-// the content passes through a 16 KB buffer; AES-GCM (one-shot in Go's
+// the content passes through a 3.6 KB buffer; AES-GCM (one-shot in Go's
 // AEAD) holds one copy of the content. It can be called once: the content
 // key is dropped when it returns, and a second call gives
 // ErrEnvelopeWritten. Errors of w are returned wrapped (errors.Is finds
