@@ -137,12 +137,12 @@ func cryptoCeiling(b *testing.B, e *env, msg []byte) (float64, time.Duration) {
 			b.Fatal(rerr)
 		}
 		for _, env := range pl.envs {
-			body, der, rerr := s.buildCopy(m, pl, env, signed)
+			body, rerr := s.buildCopy(m, pl, env, signed)
 			if rerr != nil {
 				b.Fatal(rerr)
 			}
 			sink.Reset()
-			if err := s.writeCopy(&sink, m, env, body, der); err != nil {
+			if err := writeCopy(&sink, m, body); err != nil {
 				b.Fatal(err)
 			}
 		}

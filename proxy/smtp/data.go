@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"mime"
@@ -91,22 +92,51 @@ func (s *session) readMessage(buf *bytes.Buffer, r io.Reader) ([]byte, *gosmtp.S
 // ways: NUL, CR or LF not part of a CRLF pair (the SMTP smuggling vectors
 // "\n.\n", "\r\n.\n" and "\n.\r\n" all contain one), and 8-bit data the
 // client did not declare.
+//
+// Eight bytes are tested at once: a word with no NUL, CR, LF (or, unless
+// allowed, 8-bit byte) is skipped whole, so only the word holding a line's
+// CRLF is looked at byte by byte.
 func checkBytes(b []byte, eightBitOK bool) *gosmtp.SMTPError {
-	for i, c := range b {
-		switch {
-		case c == 0:
-			return errNUL
-		case c == '\n':
-			if i == 0 || b[i-1] != '\r' {
-				return errBareLF
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	high := uint64(highs)
+	if eightBitOK {
+		high = 0
+	}
+	for i := 0; i < len(b); {
+		if i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			cr, lf := x^(ones*'\r'), x^(ones*'\n')
+			// (v-ones)&^v&highs is non-zero exactly when some byte of v is 0.
+			if ((x-ones)&^x|(cr-ones)&^cr|(lf-ones)&^lf)&highs|x&high == 0 {
+				i += 8
+				continue
 			}
-		case c == '\r':
-			if i+1 >= len(b) || b[i+1] != '\n' {
-				return errBareLF
-			}
-		case c >= 0x80 && !eightBitOK:
-			return err8Bit
 		}
+		end := min(i+8, len(b))
+		for ; i < end; i++ {
+			if r := checkByte(b, i, eightBitOK); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// checkByte applies checkBytes' rules to b[i].
+func checkByte(b []byte, i int, eightBitOK bool) *gosmtp.SMTPError {
+	switch c := b[i]; {
+	case c == 0:
+		return errNUL
+	case c == '\n':
+		if i == 0 || b[i-1] != '\r' {
+			return errBareLF
+		}
+	case c == '\r':
+		if i+1 >= len(b) || b[i+1] != '\n' {
+			return errBareLF
+		}
+	case c >= 0x80 && !eightBitOK:
+		return err8Bit
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
-	"smimeproxy/policy"
+	"smimeproxy/crypto/smime"
 )
 
 func TestFromUpstream(t *testing.T) {
@@ -92,7 +92,5 @@ func FuzzMessageInput(f *testing.F) {
 }
 
 func composeCopy(w io.Writer, m *message) error {
-	return (&session{}).writeCopy(w, m, envelopePlain, m.entity, nil)
+	return writeCopy(w, m, smime.EntityBytes(m.entity))
 }
-
-var envelopePlain = policy.Envelope{}

@@ -1,8 +1,6 @@
 package smtp
 
 import (
-	"encoding/base64"
-	"fmt"
 	"io"
 	"strings"
 
@@ -72,13 +70,15 @@ func (s *session) deliver(m *message, pl *plan) error {
 }
 
 // sign signs the message once for every envelope that is signed (nil when
-// none is). The build steps, sign and buildCopy, are apart from sending so
-// that the benchmark's crypto ceiling times exactly this work.
-func (s *session) sign(m *message, pl *plan) ([]byte, *gosmtp.SMTPError) {
+// none is): the signed entity keeps the canonical content and the signature
+// and writes itself into each copy, so Bcc copies share one signature. The
+// build steps, sign and buildCopy, are apart from sending so that the
+// benchmark's crypto ceiling times exactly this work.
+func (s *session) sign(m *message, pl *plan) (*smime.SignedEntity, *gosmtp.SMTPError) {
 	if pl.sign == nil {
 		return nil, nil
 	}
-	signed, err := smime.SignEntity(m.entity, *pl.sign)
+	signed, err := smime.NewSignedEntity(m.entity, *pl.sign)
 	if err != nil {
 		s.log.Error("signing failed", "err", err)
 		return nil, errInternal(s.id)
@@ -86,25 +86,29 @@ func (s *session) sign(m *message, pl *plan) ([]byte, *gosmtp.SMTPError) {
 	return signed, nil
 }
 
-// buildCopy returns the entity of env's copy (signed, or plain and 7-bit)
-// and, when the copy is encrypted, the DER around it; writeCopy writes the
-// copy from them.
-func (s *session) buildCopy(m *message, pl *plan, env policy.Envelope, signed []byte) (body, der []byte, rerr *gosmtp.SMTPError) {
-	body = m.entity
+// buildCopy returns the entity of env's copy: the signed entity, the plain
+// entity made 7-bit, or an envelope around either. Everything that can fail
+// locally (recipient keys, key transport) happens here, before the transfer
+// starts; the envelope then encrypts while it is written (AES-CBC in small
+// chunks, nothing of the message's size held), so writeCopy can only fail
+// on the connection.
+func (s *session) buildCopy(m *message, pl *plan, env policy.Envelope, signed *smime.SignedEntity) (smime.Content, *gosmtp.SMTPError) {
+	var body smime.Content = smime.EntityBytes(m.entity)
 	if env.Sign {
 		body = signed
-	} else if !env.Encrypt && !is7Bit(body) {
+	} else if !env.Encrypt && !is7Bit(m.entity) {
 		// Unsigned plain copy: 8-bit parts are re-encoded as for signing,
 		// so the copy is 7-bit like every other one and BODY=8BITMIME is
 		// never needed upstream (RFC 6152 allows the conversion).
-		var err error
-		if body, err = smime.Canonicalize(body); err != nil {
+		b, err := smime.Canonicalize(m.entity)
+		if err != nil {
 			s.log.Error("7-bit conversion failed", "err", err)
-			return nil, nil, errInternal(s.id)
+			return nil, errInternal(s.id)
 		}
+		body = smime.EntityBytes(b)
 	}
 	if !env.Encrypt {
-		return body, nil, nil
+		return body, nil
 	}
 	to := make([]smime.Recipient, 0, len(env.KeyRecipients))
 	for _, kr := range env.KeyRecipients {
@@ -115,7 +119,7 @@ func (s *session) buildCopy(m *message, pl *plan, env policy.Envelope, signed []
 				continue
 			}
 			s.log.Error("no certificate for key recipient", "rcpt", kr.Address)
-			return nil, nil, errInternal(s.id)
+			return nil, errInternal(s.id)
 		}
 		to = append(to, smime.Recipient{Cert: c, OAEP: kr.OAEP})
 	}
@@ -123,18 +127,18 @@ func (s *session) buildCopy(m *message, pl *plan, env policy.Envelope, signed []
 	if env.Cipher == policy.AES256GCM {
 		cipher = smime.AES256GCM
 	}
-	der, err := smime.EncryptEntity(body, to, smime.EncryptOptions{Cipher: cipher})
+	e, err := smime.NewEnvelope(body, to, smime.EncryptOptions{Cipher: cipher})
 	if err != nil {
 		s.log.Error("encryption failed", "err", err)
-		return nil, nil, errInternal(s.id)
+		return nil, errInternal(s.id)
 	}
-	return body, der, nil
+	return e, nil
 }
 
 // sendEnvelope builds one copy and sends it; replay opens a transaction of
 // its own for it.
-func (s *session) sendEnvelope(m *message, pl *plan, env policy.Envelope, signed []byte, replay bool) *gosmtp.SMTPError {
-	body, der, rerr := s.buildCopy(m, pl, env, signed)
+func (s *session) sendEnvelope(m *message, pl *plan, env policy.Envelope, signed *smime.SignedEntity, replay bool) *gosmtp.SMTPError {
+	body, rerr := s.buildCopy(m, pl, env, signed)
 	if rerr != nil {
 		return rerr
 	}
@@ -151,7 +155,7 @@ func (s *session) sendEnvelope(m *message, pl *plan, env policy.Envelope, signed
 			}
 		}
 	}
-	err := s.up.Send(s.ctx, func(w io.Writer) error { return s.writeCopy(w, m, env, body, der) })
+	err := s.up.Send(s.ctx, func(w io.Writer) error { return writeCopy(w, m, body) })
 	if err != nil {
 		r := s.upstreamErr("message", err)
 		s.abortTx()
@@ -174,44 +178,10 @@ func (s *session) abortTx() {
 	s.inTx = false
 }
 
-// writeCopy writes the outer header fields (Bcc removed) and the entity:
-// the signed or plain entity, or application/pkcs7-mime around der.
-func (s *session) writeCopy(w io.Writer, m *message, env policy.Envelope, body, der []byte) error {
-	if der == nil {
-		return smime.Compose(w, m.outer, body)
-	}
-	smimeType := "enveloped-data"
-	if env.Cipher == policy.AES256GCM {
-		smimeType = "authEnveloped-data"
-	}
-	hdr := "Content-Type: application/pkcs7-mime; smime-type=" + smimeType + "; name=\"smime.p7m\"\r\n" +
-		"Content-Transfer-Encoding: base64\r\n" +
-		"Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\r\n"
-	if err := smime.Compose(w, m.outer, []byte(hdr)); err != nil {
-		return err
-	}
-	return writeBase64Lines(w, der)
-}
-
-// writeBase64Lines writes b as base64 in 76-character CRLF lines
-// (RFC 2045 §6.8), a block of lines at a time.
-func writeBase64Lines(w io.Writer, b []byte) error {
-	const lineBytes = 57 // 76 base64 characters
-	const linesPerBlock = 256
-	buf := make([]byte, 0, linesPerBlock*78)
-	for len(b) > 0 {
-		buf = buf[:0]
-		for i := 0; i < linesPerBlock && len(b) > 0; i++ {
-			n := min(lineBytes, len(b))
-			buf = base64.StdEncoding.AppendEncode(buf, b[:n])
-			buf = append(buf, '\r', '\n')
-			b = b[n:]
-		}
-		if _, err := w.Write(buf); err != nil {
-			return fmt.Errorf("write message: %w", err)
-		}
-	}
-	return nil
+// writeCopy writes the outer header fields (Bcc removed) and the copy's
+// entity.
+func writeCopy(w io.Writer, m *message, body smime.Content) error {
+	return smime.ComposeContent(w, m.outer, body)
 }
 
 // is7Bit reports whether b has no byte above 127.
