@@ -47,10 +47,10 @@ func (s *session) Data(r io.Reader) error {
 	if rerr != nil {
 		return rerr
 	}
-	// m holds copies of all it needs (the entity assembled by
-	// SplitMessage, the outer fields cloned), so a read buffer too big for
-	// the pool can go to the collector before the signed and encrypted
-	// copies are made: one copy of the message fewer at the peak.
+	// The entity was assembled inside the read buffer (the header block
+	// rearranged in place, the body not copied), so the message is held
+	// once; the buffer goes back to the pool only after delivery (deferred
+	// above), and one too big for the pool is left to the collector then.
 	raw = nil
 	if buf.Cap() > pooledBufMax {
 		buf = nil
@@ -157,7 +157,7 @@ var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
 }}
 
 func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
-	outer, entity, err := smime.SplitMessage(raw)
+	outer, entity, err := smime.SplitMessageInPlace(raw)
 	if err != nil {
 		s.log.Info("message refused: header", "err", err)
 		return nil, errMalformed(s.id)
@@ -191,7 +191,6 @@ func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
 				m.visible[strings.ToLower(a.Address)] = true
 			}
 		}
-		f.Raw = bytes.Clone(f.Raw) // not a slice of the read buffer
 		m.outer = append(m.outer, f)
 	}
 	if froms != 1 || len(m.from) == 0 {

@@ -103,25 +103,25 @@
 //
 // # Memory
 //
-// The S/MIME engine works on whole messages, so a message is held in
-// memory while it is processed (never written to disk): the message, its
-// signed form and one encrypted copy at a time, each about the size of the
-// message; the base64 of an encrypted copy is streamed to the upstream.
+// A message is held in memory once while it is processed (never written to
+// disk): nothing goes upstream before the whole message has been checked,
+// and several envelopes (Bcc copies, a signed-only copy) are made from it.
+// Everything else streams: the MIME entity is assembled inside the read
+// buffer (the header block rearranged, the body not copied), the signed
+// entity refers to it and writes itself into each copy, and each envelope
+// encrypts (AES-CBC in chunks of a few KB) and base64-encodes while it is
+// written to the upstream. AES-GCM copies hold one encrypted copy more,
+// since Go's AEAD seals in one piece.
 // Memory is bounded per message by SIZE (Options.MaxMessageBytes, default
 // 50 MB, lowered to fit the upstream's SIZE) and across sessions by
 // Options.MaxInFlightBytes (default 256 MB): every byte read at DATA is
 // taken from that budget without waiting and given back when DATA ends, and
 // a message that would exceed it gets 452 4.3.1 (try again shortly), so
-// sessions holding parts of the budget can never block one another. The
-// budget counts the message as read; the copies made from it add a fixed
-// multiple: the MIME entity split from the message, the signed entity and
-// the encrypted DER (its base64 is streamed), each about the message's
-// size. The read buffer is released to the collector once the message is
-// parsed, before signing.
-// TestLargeMessageBoundedHeap sends a 20 MB message that way and measures
-// the heap growth while it passes: 2.4 times the message size with GOGC=10
-// (3.8 under the race detector), bound 5. With the default GOGC=100 the
+// sessions holding parts of the budget can never block one another.
+// TestLargeMessageBoundedHeap sends a 20 MB message and measures the heap
+// growth while it passes: 1.2 times the message size with GOGC=10 (3.0
+// under the race detector), bound 4. With the default GOGC=100 the
 // collector lets garbage reach about the live size again before it runs, so
-// plan for roughly 3 to 5 times the in-flight budget, plus the per-session
+// plan for roughly 2 to 3 times the in-flight budget, plus the per-session
 // buffers (pooled read buffers up to 1 MB each).
 package smtp

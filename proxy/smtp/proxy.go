@@ -65,8 +65,8 @@ type Options struct {
 
 	MaxMessageBytes int64 // default DefaultMaxMessageBytes
 	// MaxInFlightBytes bounds the message bytes held by all sessions
-	// together (each held message costs about three times its size while it
-	// is signed and encrypted). A message that does not fit gets 452 4.3.1
+	// together (a message is held once while it is signed and encrypted;
+	// an AES-GCM copy adds one encrypted copy). A message that does not fit gets 452 4.3.1
 	// and the client retries. Default DefaultMaxInFlightBytes, at least
 	// MaxMessageBytes.
 	MaxInFlightBytes int64
