@@ -58,6 +58,14 @@ func encodeLine(dst, src []byte) {
 	o[76], o[77] = '\r', '\n'
 }
 
+// encodeLines writes the first lines 57-byte lines of src as lines of
+// dst: with AVX2 where the CPU has it (simd_amd64.go), the rest here.
+func encodeLines(dst, src []byte, lines int) {
+	for i := encodeLinesArch(dst, src, lines); i < lines; i++ {
+		encodeLine(dst[i*b64LineOut:], src[i*b64LineIn:])
+	}
+}
+
 // appendBase64Lines appends src as base64 in 76-character lines, each
 // ending in CRLF; a short last line is padded.
 func appendBase64Lines(dst, src []byte) []byte {
@@ -69,9 +77,7 @@ func appendBase64Lines(dst, src []byte) []byte {
 		dst = grown
 	}
 	dst = dst[:n+lines*b64LineOut]
-	for i := range lines {
-		encodeLine(dst[n+i*b64LineOut:], src[i*b64LineIn:])
-	}
+	encodeLines(dst[n:], src, lines)
 	if rest := src[lines*b64LineIn:]; len(rest) > 0 {
 		dst = base64.StdEncoding.AppendEncode(dst, rest)
 		dst = append(dst, '\r', '\n')
@@ -139,9 +145,7 @@ func (b *base64Writer) encode(src []byte) {
 	n := len(b.out)
 	lines := len(src) / b64LineIn
 	b.out = b.out[:n+lines*b64LineOut]
-	for i := range lines {
-		encodeLine(b.out[n+i*b64LineOut:], src[i*b64LineIn:])
-	}
+	encodeLines(b.out[n:], src, lines)
 	if cap(b.out)-len(b.out) < b64LineOut {
 		b.flush()
 	}

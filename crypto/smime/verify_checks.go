@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/mail"
+	"slices"
 	"strings"
 )
 
@@ -32,11 +33,29 @@ func checkChain(res *VerifyResult, opts VerifyOptions) bool {
 		return false
 	}
 	res.Chain = chains[0]
-	// Checked apart from chain building so the reason says what is wrong.
-	vo.KeyUsages = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
-	if _, err := res.Signer.Verify(vo); err != nil {
+	// Checked apart from chain building so the reason says what is wrong,
+	// on the chains already built: a second Verify would build them and
+	// check their signatures again.
+	if !slices.ContainsFunc(chains, chainAllowsEmail) {
 		res.Reasons = append(res.Reasons, "the signer's certificate is not for e-mail protection (extended key usage)")
 		return false
+	}
+	return true
+}
+
+// chainAllowsEmail applies the extended key usage rule x509.Verify
+// applies for ExtKeyUsageEmailProtection: every certificate of the chain
+// that lists extended key usages lists emailProtection or any.
+func chainAllowsEmail(chain []*x509.Certificate) bool {
+	for _, c := range chain {
+		if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+			continue
+		}
+		if !slices.ContainsFunc(c.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
+			return u == x509.ExtKeyUsageEmailProtection || u == x509.ExtKeyUsageAny
+		}) {
+			return false
+		}
 	}
 	return true
 }

@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package smime
+
+func encodeLinesArch(dst, src []byte, lines int) int { return 0 }
+
+func bareLFsArch(b []byte) (count, n int) { return 0, 1 }
