@@ -80,6 +80,10 @@ func decodeLinesParallel(out, body []byte) (int, bool) {
 func decodeLines(out, body, tail []byte) (int, bool) {
 	n := 0
 	for rest := body; len(rest) > 0; {
+		if k := decodeLinesArch(out[n:], rest); k > 0 {
+			n, rest = n+k*b64LineIn, rest[k*b64LineOut:]
+			continue
+		}
 		// A whole 76-character line that decodes here holds no LF, so
 		// its CRLF is the end IndexByte would find.
 		if len(rest) >= 78 && rest[76] == '\r' && rest[77] == '\n' && len(out)-n >= b64LineIn && decodeFullLine(out[n:], rest) {

@@ -35,3 +35,18 @@ func bareLFsArch(b []byte) (count, n int) {
 	}
 	return bareLFsAVX2(&b[0], blocks), 1 + blocks*32
 }
+
+//go:noescape
+func decodeLinesAVX2(dst, src *byte, lines int) int
+
+// decodeLinesArch decodes the run of whole 76-character lines (CRLF
+// ended, no padding) at the start of src into dst with AVX2 and returns
+// how many it decoded; it stops early where it could not read 80 bytes
+// of src or write 64 of dst for a line.
+func decodeLinesArch(dst, src []byte) int {
+	if !hasAVX2 || len(src) < 80 || len(dst) < 64 {
+		return 0
+	}
+	lines := min((len(src)-2)/b64LineOut, (len(dst)-64)/b64LineIn+1)
+	return decodeLinesAVX2(&dst[0], &src[0], lines)
+}

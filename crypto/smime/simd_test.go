@@ -2,7 +2,9 @@ package smime
 
 import (
 	"bytes"
+	"encoding/base64"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -79,4 +81,45 @@ func FuzzBareLFs(f *testing.F) {
 			t.Fatalf("bareLFs %d, want %d", got, want)
 		}
 	})
+}
+
+// TestDecodeLinesArchStopsAtBadCharacter: the line decoder (AVX2 where
+// the CPU has it) decodes whole lines as encoding/base64 does and stops
+// at a line with any byte outside the alphabet, wherever in the line it
+// is; the portable build decodes nothing and leaves every line to
+// decodeLines.
+func TestDecodeLinesArchStopsAtBadCharacter(t *testing.T) {
+	data := randomData(3 * b64LineIn)
+	body := []byte(stdLines(data) + "QUJD\r\n")
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	if k := decodeLinesArch(make([]byte, 200), body); k != 3 && k != 0 {
+		t.Fatalf("clean lines: decoded %d of 3", k)
+	} else if k == 0 {
+		t.Skip("no AVX2 line decoder in this build")
+	}
+	for c := range 256 {
+		for _, pos := range []int{0, 5, 31, 32, 50, 63, 64, 70, 75} {
+			b := bytes.Clone(body)
+			b[b64LineOut+pos] = byte(c) // in the second line
+			out := make([]byte, 200)
+			k := decodeLinesArch(out, b)
+			valid := bytes.IndexByte([]byte(alphabet), byte(c)) >= 0
+			want, lines := 1, b64LineIn
+			if valid {
+				want, lines = 3, 3*b64LineIn
+			}
+			if k != want {
+				t.Fatalf("byte %#x at %d: decoded %d lines, want %d", c, pos, k, want)
+			}
+			ref, err := base64.StdEncoding.DecodeString(string(bytes.ReplaceAll(b[:want*b64LineOut], []byte("\r\n"), nil)))
+			if err != nil || !bytes.Equal(out[:lines], ref) {
+				t.Fatalf("byte %#x at %d: output differs from encoding/base64 (%v)", c, pos, err)
+			}
+		}
+	}
+	// Lines of another length are not taken.
+	short := []byte(strings.Repeat(strings.Repeat("A", 64)+"\r\n", 4))
+	if k := decodeLinesArch(make([]byte, 300), short); k != 0 {
+		t.Fatalf("64-character lines: decoded %d", k)
+	}
 }
