@@ -91,9 +91,9 @@ func EncryptEntity(entity []byte, to []Recipient, opts EncryptOptions) ([]byte, 
 	defer clear(k.cek)
 	plain := content{head: entity}
 	if k.aead {
-		return sealAuthEnveloped(opts.Cipher, k.cek, k.ris, plain)
+		return sealAuthEnveloped(opts.Cipher, k.cek, k.iv, k.ris, plain)
 	}
-	return sealEnveloped(opts.Cipher, k.cek, k.ris, k.version, plain)
+	return sealEnveloped(opts.Cipher, k.cek, k.iv, k.ris, k.version, plain)
 }
 
 // contentKey is a fresh content-encryption key and the RecipientInfos
@@ -103,6 +103,7 @@ type contentKey struct {
 	cipher  Cipher
 	aead    bool
 	cek     []byte
+	iv      []byte // the CBC IV or GCM nonce, drawn with cek in one read
 	ris     [][]byte
 	version int // of an EnvelopedData
 }
@@ -115,10 +116,15 @@ func newContentKey(to []Recipient, opts EncryptOptions) (*contentKey, error) {
 	if !ok || !ci.outbound {
 		return nil, fmt.Errorf("%w: %s is not offered for encryption (use aes256-cbc, aes128-gcm or aes256-gcm)", ErrUnsupportedAlgorithm, opts.Cipher)
 	}
-	k := &contentKey{cipher: opts.Cipher, aead: ci.aead, cek: make([]byte, ci.keyLen), ris: make([][]byte, 0, len(to))}
-	if _, err := rand.Read(k.cek); err != nil {
+	ivLen := aes.BlockSize
+	if ci.aead {
+		ivLen = gcmNonceSize
+	}
+	random := make([]byte, ci.keyLen+ivLen)
+	if _, err := rand.Read(random); err != nil {
 		return nil, err
 	}
+	k := &contentKey{cipher: opts.Cipher, aead: ci.aead, cek: random[:ci.keyLen:ci.keyLen], iv: random[ci.keyLen:], ris: make([][]byte, 0, len(to))}
 	for i, r := range to {
 		ri, v, err := recipientInfo(i, r, k.cek, opts.SubjectKeyID)
 		if err != nil {
@@ -210,14 +216,10 @@ func SignEncrypt(w io.Writer, msg []byte, sign SignOptions, to []Recipient, opts
 
 // sealEnveloped returns the DER of an EnvelopedData around plain: laid out
 // with the padded plaintext in place, then encrypted there.
-func sealEnveloped(c Cipher, cek []byte, ris [][]byte, version int, plain content) ([]byte, error) {
+func sealEnveloped(c Cipher, cek, iv []byte, ris [][]byte, version int, plain content) ([]byte, error) {
 	ci, _ := c.info()
 	block, err := aes.NewCipher(cek)
 	if err != nil {
-		return nil, err
-	}
-	iv := make([]byte, aes.BlockSize)
-	if _, err := rand.Read(iv); err != nil {
 		return nil, err
 	}
 	size := plain.size()
@@ -249,11 +251,7 @@ func cbcAlgorithmID(ci cipherInfo, iv []byte) []byte {
 	return b.BytesOrPanic()
 }
 
-func sealAuthEnveloped(c Cipher, cek []byte, ris [][]byte, plain content) ([]byte, error) {
-	nonce := make([]byte, gcmNonceSize)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
+func sealAuthEnveloped(c Cipher, cek, nonce []byte, ris [][]byte, plain content) ([]byte, error) {
 	// AuthEnvelopedData is version 0 whatever its RecipientInfos are (RFC 5083 §2.1).
 	f := buildEnvelopeFrame(true, 0, ris, gcmAlgorithmID(c, nonce), plain.size(), gcmTagSize, nil)
 	plain.copyTo(f.buf[f.start:f.end])

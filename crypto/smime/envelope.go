@@ -3,7 +3,6 @@ package smime
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -98,10 +97,7 @@ func NewEnvelope(c Content, to []Recipient, opts EncryptOptions) (*Envelope, err
 	}
 	e := &Envelope{content: c, size: size, header: pkcs7MIMEHeader(k.aead)}
 	if k.aead {
-		e.nonce = make([]byte, gcmNonceSize)
-		if _, err := rand.Read(e.nonce); err != nil {
-			return nil, err
-		}
+		e.nonce = k.iv
 		if e.aead, err = cipher.NewGCM(block); err != nil {
 			return nil, err
 		}
@@ -110,10 +106,7 @@ func NewEnvelope(c Content, to []Recipient, opts EncryptOptions) (*Envelope, err
 		e.prefix = envelopePrefix(true, 0, k.ris, gcmAlgorithmID(k.cipher, e.nonce), int(size), gcmTagSize, 0)
 		return e, nil
 	}
-	iv := make([]byte, aes.BlockSize)
-	if _, err := rand.Read(iv); err != nil {
-		return nil, err
-	}
+	iv := k.iv
 	ci, _ := k.cipher.info()
 	e.mode = cipher.NewCBCEncrypter(block, iv)
 	e.ctLen = size + aes.BlockSize - size%aes.BlockSize
@@ -148,13 +141,16 @@ func (e *Envelope) WriteTo(w io.Writer) (int64, error) {
 	if _, err := io.WriteString(cw, e.header); err != nil {
 		return cw.n, fmt.Errorf("write envelope: %w", err)
 	}
-	b := newBase64Writer(cw)
+	// One allocation holds the base64 lines and, for CBC, the chunk of
+	// ciphertext encoded into them.
+	bufs := make([]byte, b64Block*b64LineOut+cbcChunk)
+	b := &base64Writer{w: cw, out: bufs[: 0 : b64Block*b64LineOut]}
 	b.Write(e.prefix)
 	var err error
 	if e.aead != nil {
 		err = e.writeGCM(b)
 	} else {
-		err = e.writeCBC(b)
+		err = e.writeCBC(b, bufs[b64Block*b64LineOut:])
 	}
 	if err == nil {
 		err = b.Close()
@@ -165,8 +161,8 @@ func (e *Envelope) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
-func (e *Envelope) writeCBC(b *base64Writer) error {
-	s := &cbcWriter{mode: e.mode, out: b, left: e.size, buf: make([]byte, cbcChunk)}
+func (e *Envelope) writeCBC(b *base64Writer, buf []byte) error {
+	s := &cbcWriter{mode: e.mode, out: b, left: e.size, buf: buf}
 	n, err := e.content.WriteTo(s)
 	if b.err != nil {
 		return b.err // the destination failed: that is the news, not what the content made of it

@@ -265,22 +265,20 @@ func envelopePrefix(auth bool, version int, ris [][]byte, algID []byte, ctLen, m
 	for _, r := range ris {
 		risLen += len(r)
 	}
-	oidData, _ := asn1.Marshal(oidContentData)
 	ctype := oidEnvelopedData
 	if auth {
 		ctype = oidAuthEnvelopedData
 	}
-	oidType, _ := asn1.Marshal(ctype)
 
-	eciLen := len(oidData) + len(algID) + 1 + lengthSize(ctLen) + ctLen
+	eciLen := oidLen(oidContentData) + len(algID) + 1 + lengthSize(ctLen) + ctLen
 	bodyLen := 3 + 1 + lengthSize(risLen) + risLen + 1 + lengthSize(eciLen) + eciLen + macTLVLen(auth, macLen)
 	seqLen := 1 + lengthSize(bodyLen) + bodyLen
-	ciLen := len(oidType) + 1 + lengthSize(seqLen) + seqLen
+	ciLen := oidLen(ctype) + 1 + lengthSize(seqLen) + seqLen
 	total := 1 + lengthSize(ciLen) + ciLen
 
 	b := make([]byte, 0, total-ctLen-macTLVLen(auth, macLen)+extra)
 	b = appendLength(append(b, 0x30), ciLen)
-	b = append(b, oidType...)
+	b = appendOID(b, ctype)
 	b = appendLength(append(b, 0xa0), seqLen)
 	b = appendLength(append(b, 0x30), bodyLen)
 	b = append(b, 0x02, 0x01, byte(version))
@@ -289,7 +287,7 @@ func envelopePrefix(auth bool, version int, ris [][]byte, algID []byte, ctLen, m
 		b = append(b, r...)
 	}
 	b = appendLength(append(b, 0x30), eciLen)
-	b = append(b, oidData...)
+	b = appendOID(b, oidContentData)
 	b = append(b, algID...)
 	return appendLength(append(b, 0x80), ctLen)
 }

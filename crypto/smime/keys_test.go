@@ -132,7 +132,7 @@ func TestManyMatchingRecipientEntriesBounded(t *testing.T) {
 		ris = append(ris, ri)
 	}
 	plain := content{head: []byte(testEntity)}
-	der, err := sealEnveloped(AES256CBC, cek, ris, 2, plain)
+	der, err := sealEnveloped(AES256CBC, cek, make([]byte, 16), ris, 2, plain)
 	if err != nil {
 		t.Fatal(err)
 	}

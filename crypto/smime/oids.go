@@ -190,3 +190,43 @@ func wrapOIDFor(keyLen int) asn1.ObjectIdentifier {
 	}
 	return oidWrapAES256
 }
+
+// appendOID appends the DER of oid (tag, length, contents), as
+// asn1.Marshal writes it, without reflection or allocation: the envelope
+// and signature writers lay out their framing with it on every message.
+// oid must be valid (two or more arcs, the first 0..2) and short (under
+// 128 content octets), as every OID of this package is.
+func appendOID(b []byte, oid asn1.ObjectIdentifier) []byte {
+	b = append(b, 0x06, byte(oidContentLen(oid)))
+	b = appendBase128(b, oid[0]*40+oid[1])
+	for _, arc := range oid[2:] {
+		b = appendBase128(b, arc)
+	}
+	return b
+}
+
+// oidLen is the length of appendOID's output.
+func oidLen(oid asn1.ObjectIdentifier) int { return 2 + oidContentLen(oid) }
+
+func oidContentLen(oid asn1.ObjectIdentifier) int {
+	n := base128Len(oid[0]*40 + oid[1])
+	for _, arc := range oid[2:] {
+		n += base128Len(arc)
+	}
+	return n
+}
+
+func base128Len(v int) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+func appendBase128(b []byte, v int) []byte {
+	for i := base128Len(v) - 1; i > 0; i-- {
+		b = append(b, byte(v>>(7*i))|0x80)
+	}
+	return append(b, byte(v&0x7f))
+}

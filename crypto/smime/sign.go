@@ -303,10 +303,8 @@ func signedData(content pieces, opts SignOptions, detached bool) (head, tail []b
 	if err != nil {
 		return nil, nil, fmt.Errorf("sign: encode SignedData: %w", err)
 	}
-	oidData, _ := asn1.Marshal(oidSigData)
-	oidSD, _ := asn1.Marshal(oidSigSignedData)
 	// encapContentInfo: SEQUENCE { eContentType, [0] { OCTET STRING } }
-	eciLen := len(oidData)
+	eciLen := oidLen(oidSigData)
 	n := content.len()
 	octLen := 1 + lengthSize(n) + n
 	if !detached {
@@ -314,19 +312,19 @@ func signedData(content pieces, opts SignOptions, detached bool) (head, tail []b
 	}
 	sdLen := len(preDER) + 1 + lengthSize(eciLen) + eciLen + len(postDER)
 	expLen := 1 + lengthSize(sdLen) + sdLen
-	ciLen := len(oidSD) + 1 + lengthSize(expLen) + expLen
+	ciLen := oidLen(oidSigSignedData) + 1 + lengthSize(expLen) + expLen
 	size := 1 + lengthSize(ciLen) + ciLen
 	if !detached {
 		size -= n + len(postDER)
 	}
 	head = make([]byte, 0, size)
 	head = appendLength(append(head, 0x30), ciLen)
-	head = append(head, oidSD...)
+	head = appendOID(head, oidSigSignedData)
 	head = appendLength(append(head, 0xa0), expLen)
 	head = appendLength(append(head, 0x30), sdLen)
 	head = append(head, preDER...)
 	head = appendLength(append(head, 0x30), eciLen)
-	head = append(head, oidData...)
+	head = appendOID(head, oidSigData)
 	if detached {
 		return append(head, postDER...), nil, nil
 	}
