@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
+	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -24,12 +26,17 @@ var errUpstreamBroken = errors.New("upstream connection unusable")
 var wholeSection = &imap.FetchItemBodySection{Peek: true}
 
 // answerWhole answers messages from bytes held whole, fetched for all of
-// them in one upstream command and handled one at a time as they arrive
-// (so at most one message is in memory): the Viewer's view of an S/MIME
-// message, or — when the upstream's structure was unusable
-// (BodyStructure nil) — the message itself, viewed if its own structure
-// says it is S/MIME, header-filtered otherwise. It reports whether a
-// message was left out for a locked key or for another failure.
+// them in one upstream command: the Viewer's view of an S/MIME message, or
+// — when the upstream's structure was unusable (BodyStructure nil) — the
+// message itself, viewed if its own structure says it is S/MIME,
+// header-filtered otherwise. It reports whether a message was left out for
+// a locked key or for another failure.
+//
+// Views (decryption, verification) run beside the reading of the next
+// messages, up to one per core (at most maxViewsAtOnce), and are answered
+// in the order the upstream sent them. Only messages up to
+// parallelViewMax share that pipeline; a larger one is viewed alone, so
+// at most one large message is in memory at a time.
 func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, msgs []*imapclient.FetchMessageBuffer, options *imap.FetchOptions) (locked, failed bool, err error) {
 	if len(msgs) == 0 {
 		return false, false, nil
@@ -43,6 +50,43 @@ func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, m
 		bySeq[m.SeqNum] = m
 	}
 	answered := make(map[imap.UID]bool, len(msgs))
+	views := min(runtime.GOMAXPROCS(0), maxViewsAtOnce)
+	// \Seen is set upstream in one STORE once the upstream FETCH has
+	// ended: a STORE sent while it still streams would wait behind it,
+	// and the FETCH behind the STORE's reply, for good. The answers carry
+	// the flags the messages have once it is set.
+	marking := setsSeen(options) && !s.readOnly()
+	var toMark imap.UIDSet
+	var queue []*viewJob
+	defer func() {
+		for _, j := range queue { // on an early return: no view outlives the command
+			<-j.done
+		}
+	}()
+	// answerOldest waits for the oldest view and answers it.
+	answerOldest := func() error {
+		j := queue[0]
+		<-j.done
+		queue = queue[1:]
+		switch {
+		case errors.Is(j.err, errMessageLocked):
+			locked = true
+			return nil
+		case j.err != nil:
+			s.log.Warn("view message", "uid", j.m.UID, "err", j.err)
+			failed = true
+			return nil
+		}
+		flags := j.m.Flags
+		if marking && !slices.Contains(flags, imap.FlagSeen) {
+			flags = append(slices.Clone(flags), imap.FlagSeen)
+			toMark.AddNum(j.m.UID)
+		}
+		rw := w.CreateMessage(j.m.SeqNum)
+		writeCheap(rw, j.m, options, flags)
+		writeFromRaw(rw, j.view, options)
+		return rw.Close()
+	}
 	cmd := c.Fetch(uids, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{wholeSection}})
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		m, raw, err := s.readWhole(msg, byUID, bySeq)
@@ -53,25 +97,29 @@ func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, m
 			continue
 		}
 		answered[m.UID] = true
-		view, err := s.viewWhole(m, raw)
-		switch {
-		case errors.Is(err, errMessageLocked):
-			locked = true
-			continue
-		case err != nil:
-			s.log.Warn("view message", "uid", m.UID, "err", err)
-			failed = true
-			continue
+		large := len(raw) > parallelViewMax
+		for len(queue) > 0 && (large || len(queue) >= views) {
+			if err := answerOldest(); err != nil {
+				cmd.Close()
+				return false, false, err
+			}
 		}
-		seen, err := s.markSeen(c, []*imapclient.FetchMessageBuffer{m}, options)
-		if err != nil {
-			cmd.Close()
-			return false, false, err
+		j := &viewJob{m: m, done: make(chan struct{})}
+		key := s.key(m.UID)
+		go func() {
+			defer close(j.done)
+			j.view, j.err = s.viewWhole(m, raw, key)
+		}()
+		queue = append(queue, j)
+		for len(queue) > 0 && (large || queue[0].finished()) {
+			if err := answerOldest(); err != nil {
+				cmd.Close()
+				return false, false, err
+			}
 		}
-		rw := w.CreateMessage(m.SeqNum)
-		writeCheap(rw, m, options, seen[m.UID])
-		writeFromRaw(rw, view, options)
-		if err := rw.Close(); err != nil {
+	}
+	for len(queue) > 0 {
+		if err := answerOldest(); err != nil {
 			cmd.Close()
 			return false, false, err
 		}
@@ -79,7 +127,38 @@ func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, m
 	if err := cmd.Close(); err != nil {
 		return false, false, err
 	}
+	if len(toMark) > 0 {
+		store := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}
+		if err := c.Store(toMark, store, nil).Close(); err != nil {
+			return false, false, err
+		}
+	}
 	return locked, failed, nil
+}
+
+// maxViewsAtOnce bounds the views one FETCH runs at the same time, and
+// parallelViewMax the size of a message viewed beside others.
+const (
+	maxViewsAtOnce  = 4
+	parallelViewMax = 1 << 20
+)
+
+// viewJob is one message being viewed.
+type viewJob struct {
+	m    *imapclient.FetchMessageBuffer
+	view []byte
+	err  error
+	done chan struct{} // closed when view and err are set
+}
+
+// finished reports whether the view is done, without waiting.
+func (j *viewJob) finished() bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // readWhole reads one message's BODY[] from the upstream response, at
@@ -129,7 +208,7 @@ func (s *session) readWhole(msg *imapclient.FetchMessageData, byUID map[imap.UID
 
 // viewWhole returns the bytes the client receives for a message held
 // whole.
-func (s *session) viewWhole(m *imapclient.FetchMessageBuffer, raw []byte) ([]byte, error) {
+func (s *session) viewWhole(m *imapclient.FetchMessageBuffer, raw []byte, key MessageKey) ([]byte, error) {
 	needed := m.BodyStructure != nil
 	if !needed {
 		needed = s.p.viewer.Needed(imapserver.ExtractBodyStructure(bytes.NewReader(raw)))
@@ -138,7 +217,7 @@ func (s *session) viewWhole(m *imapclient.FetchMessageBuffer, raw []byte) ([]byt
 		n := splitHeader(raw)
 		return append(s.p.viewer.FilterHeader(raw[:n:n]), raw[n:]...), nil
 	}
-	v, err := s.p.viewer.View(s.ctx, s.key(m.UID), raw)
+	v, err := s.p.viewer.View(s.ctx, key, raw)
 	if isLocked(err) {
 		return nil, errMessageLocked
 	}
