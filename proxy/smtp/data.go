@@ -156,6 +156,8 @@ var addrParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
 	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
 }}
 
+// parseMessage splits raw (taking it over: the entity is assembled inside
+// it) and reads the sender and the visible recipients.
 func (s *session) parseMessage(raw []byte) (*message, *gosmtp.SMTPError) {
 	outer, entity, err := smime.SplitMessageInPlace(raw)
 	if err != nil {
