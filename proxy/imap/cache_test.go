@@ -82,8 +82,8 @@ func TestViewCacheWipe(t *testing.T) {
 	}
 	c.wipe("BOB@example.test")
 	used, n := c.stats()
-	if n != 50 {
-		t.Fatalf("%d views after wiping bob, want alice's 50", n)
+	if n != 50 || used == 0 {
+		t.Fatalf("%d views (%d bytes) after wiping bob, want alice's 50", n, used)
 	}
 	if _, ok := c.get(MessageKey{User: "bob@example.test", Mailbox: "INBOX", UIDValidity: 1, UID: 3}); ok {
 		t.Fatal("bob's view survived the wipe")

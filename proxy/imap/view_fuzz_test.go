@@ -94,9 +94,7 @@ func FuzzStripStatus(f *testing.F) {
 		// out is in with some lines removed: walk in's lines and match.
 		rest := out
 		for _, line := range bytes.SplitAfter(in, []byte("\n")) {
-			if bytes.HasPrefix(rest, line) {
-				rest = rest[len(line):]
-			}
+			rest = bytes.TrimPrefix(rest, line)
 		}
 		if len(rest) != 0 {
 			t.Fatalf("output is not the input minus whole lines: %q left", rest)

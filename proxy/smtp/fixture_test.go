@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -311,7 +310,6 @@ type opened struct {
 	valid     bool
 	entity    []byte
 	header    smime.Header
-	rcptCerts int // RecipientInfos that name a certificate of ours
 }
 
 func (e *env) open(raw []byte, who string) opened {
@@ -345,15 +343,6 @@ func (e *env) open(raw []byte, who string) opened {
 		o.entity = v.Entity
 	}
 	return o
-}
-
-func scanLines(b []byte) []string {
-	var out []string
-	s := bufio.NewScanner(bytes.NewReader(b))
-	for s.Scan() {
-		out = append(out, s.Text())
-	}
-	return out
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
