@@ -33,6 +33,7 @@ const (
 	DefaultCommandTimeout   = 2 * time.Minute
 	DefaultDataTimeout      = 10 * time.Minute
 	DefaultMaxRecipients    = 100
+	DefaultMaxConnections   = 1000
 	DefaultMaxInFlightBytes = 256 << 20
 )
 
@@ -71,9 +72,12 @@ type Options struct {
 	// MaxMessageBytes.
 	MaxInFlightBytes int64
 	MaxRecipients    int // per message; default DefaultMaxRecipients
-	DialTimeout      time.Duration
-	CommandTimeout   time.Duration // per command, both sides
-	DataTimeout      time.Duration // reading or writing one message
+	// MaxConnections bounds the client connections served at once; one
+	// more gets 421 4.7.0 and is closed. Default DefaultMaxConnections.
+	MaxConnections int
+	DialTimeout    time.Duration
+	CommandTimeout time.Duration // per command, both sides
+	DataTimeout    time.Duration // reading or writing one message
 
 	Keys Keys
 	// CertCacheTTL is how long a recipient certificate lookup (public
@@ -134,6 +138,9 @@ func NewProxy(opts Options) (*Proxy, error) {
 	if opts.MaxInFlightBytes <= 0 {
 		opts.MaxInFlightBytes = max(DefaultMaxInFlightBytes, opts.MaxMessageBytes)
 	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = DefaultMaxConnections
+	}
 	if opts.MaxRecipients <= 0 {
 		opts.MaxRecipients = DefaultMaxRecipients
 	}
@@ -169,6 +176,7 @@ func NewProxy(opts Options) (*Proxy, error) {
 		Hostname:        opts.Hostname,
 		MaxMessageBytes: opts.MaxMessageBytes,
 		MaxRecipients:   opts.MaxRecipients,
+		MaxConnections:  opts.MaxConnections,
 		CommandTimeout:  opts.CommandTimeout,
 		DataTimeout:     opts.DataTimeout,
 		NewSession:      p.newSession,

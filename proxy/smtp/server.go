@@ -3,6 +3,7 @@ package smtp
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -55,6 +56,7 @@ type serverOptions struct {
 	InsecureAuth    bool
 	MaxMessageBytes int64
 	MaxRecipients   int
+	MaxConnections  int // served at once; 0: no limit
 	SMTPUTF8        bool
 	CommandTimeout  time.Duration // each command line, and each reply write
 	DataTimeout     time.Duration // a whole DATA, or one BDAT chunk
@@ -121,9 +123,13 @@ func (s *server) Serve(l net.Listener) error {
 		}
 		delay = 0
 		c := newConn(s, nc)
-		if !s.track(c) {
+		switch s.track(c) {
+		case trackClosed:
 			nc.Close()
 			return errServerClosed
+		case trackFull:
+			go s.refuse(nc)
+			continue
 		}
 		go func() {
 			defer s.untrack(c)
@@ -138,14 +144,38 @@ func (s *server) isClosed() bool {
 	return s.closed
 }
 
-func (s *server) track(c *conn) bool {
+// Outcomes of track.
+const (
+	tracked = iota
+	trackClosed
+	trackFull
+)
+
+func (s *server) track(c *conn) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return false
+	switch {
+	case s.closed:
+		return trackClosed
+	case s.opts.MaxConnections > 0 && len(s.conns) >= s.opts.MaxConnections:
+		return trackFull
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return tracked
+}
+
+// refuse answers a connection over MaxConnections with 421 (RFC 5321
+// §3.1: the client tries again later) and closes it. A TLS listener's
+// connection gets the reply after its handshake, bounded like any write.
+func (s *server) refuse(nc net.Conn) {
+	defer nc.Close()
+	s.log.Warn("connection refused: too many connections", "remote", nc.RemoteAddr(), "max", s.opts.MaxConnections)
+	wait := s.opts.CommandTimeout
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	nc.SetDeadline(time.Now().Add(wait))
+	fmt.Fprintf(nc, "421 4.7.0 %s Too many connections; try again later\r\n", s.opts.Hostname)
 }
 
 func (s *server) untrack(c *conn) {

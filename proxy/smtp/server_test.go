@@ -390,3 +390,51 @@ func TestServerCloseEndsSessions(t *testing.T) {
 		t.Errorf("session not ended by Close")
 	}
 }
+
+// TestMaxConnections: a connection over the limit gets 421 4.7.0 and is
+// closed; once a served connection ends, a new one is served again.
+func TestMaxConnections(t *testing.T) {
+	ts := newTestServer(t, serverOptions{InsecureAuth: true, MaxConnections: 2})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.srv.Serve(l)
+	dial := func() (net.Conn, string) {
+		t.Helper()
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c, readOnce(t, c)
+	}
+	first, g1 := dial()
+	_, g2 := dial()
+	if !strings.HasPrefix(g1, "220 ") || !strings.HasPrefix(g2, "220 ") {
+		t.Fatalf("greetings within the limit: %q, %q", g1, g2)
+	}
+	over, g3 := dial()
+	if !strings.HasPrefix(g3, "421 4.7.0 ") {
+		t.Fatalf("connection over the limit: %q, want 421 4.7.0", g3)
+	}
+	if _, err := over.Read(make([]byte, 1)); err == nil {
+		t.Error("connection over the limit left open")
+	}
+	write(t, first, "QUIT\r\n")
+	if got := readOnce(t, first); !strings.HasPrefix(got, "221 ") {
+		t.Fatalf("QUIT: %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, g := dial()
+		if strings.HasPrefix(g, "220 ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection served after one ended: %q", g)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
