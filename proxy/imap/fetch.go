@@ -317,7 +317,7 @@ func (s *session) markSeen(c *imapclient.Client, msgs []*imapclient.FetchMessage
 	for _, m := range msgs {
 		out[m.UID] = m.Flags
 	}
-	if !setsSeen(options) || s.readOnly() {
+	if !s.setsSeen(options) {
 		return out, nil
 	}
 	var unseen imap.UIDSet
@@ -334,9 +334,7 @@ func (s *session) markSeen(c *imapclient.Client, msgs []*imapclient.FetchMessage
 		return nil, err
 	}
 	for _, m := range msgs {
-		if !slices.Contains(m.Flags, imap.FlagSeen) {
-			out[m.UID] = append(append([]imap.Flag(nil), m.Flags...), imap.FlagSeen)
-		}
+		out[m.UID] = withSeen(m.Flags)
 	}
 	for _, b := range bufs {
 		if b.UID != 0 && b.Flags != nil {
@@ -347,3 +345,16 @@ func (s *session) markSeen(c *imapclient.Client, msgs []*imapclient.FetchMessage
 }
 
 func (s *session) readOnly() bool { return s.examined }
+
+// setsSeen reports whether the client's FETCH sets \Seen: not PEEK, on a
+// mailbox opened read-write.
+func (s *session) setsSeen(o *imap.FetchOptions) bool { return setsSeen(o) && !s.readOnly() }
+
+// withSeen returns flags with \Seen added when it lacks it (a copy; flags
+// itself is left alone).
+func withSeen(flags []imap.Flag) []imap.Flag {
+	if slices.Contains(flags, imap.FlagSeen) {
+		return flags
+	}
+	return append(slices.Clone(flags), imap.FlagSeen)
+}

@@ -55,7 +55,7 @@ func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, m
 	// ended: a STORE sent while it still streams would wait behind it,
 	// and the FETCH behind the STORE's reply, for good. The answers carry
 	// the flags the messages have once it is set.
-	marking := setsSeen(options) && !s.readOnly()
+	marking := s.setsSeen(options)
 	var toMark imap.UIDSet
 	var queue []*viewJob
 	defer func() {
@@ -79,7 +79,7 @@ func (s *session) answerWhole(c *imapclient.Client, w *imapserver.FetchWriter, m
 		}
 		flags := j.m.Flags
 		if marking && !slices.Contains(flags, imap.FlagSeen) {
-			flags = append(slices.Clone(flags), imap.FlagSeen)
+			flags = withSeen(flags)
 			toMark.AddNum(j.m.UID)
 		}
 		rw := w.CreateMessage(j.m.SeqNum)

@@ -28,12 +28,12 @@ func (s *session) Data(r io.Reader) error {
 	}
 	var held int64
 	defer func() { s.p.inFlight.Release(held) }()
+	// The message lives in buf until delivery ends: the entity is
+	// assembled inside it (the header block rearranged in place, the body
+	// not copied), so it is held once. putBuf then clears it for the pool,
+	// or leaves one too big for the pool to the collector.
 	buf := s.p.getBuf()
-	defer func() {
-		if buf != nil {
-			s.p.putBuf(buf) // nothing of the message outlives Data
-		}
-	}()
+	defer s.p.putBuf(buf)
 	raw, rerr := s.readMessage(buf, &budgetReader{r: r, sem: s.p.inFlight, held: &held})
 	if rerr != nil {
 		return rerr
@@ -46,14 +46,6 @@ func (s *session) Data(r io.Reader) error {
 	m, rerr := s.parseMessage(raw)
 	if rerr != nil {
 		return rerr
-	}
-	// The entity was assembled inside the read buffer (the header block
-	// rearranged in place, the body not copied), so the message is held
-	// once; the buffer goes back to the pool only after delivery (deferred
-	// above), and one too big for the pool is left to the collector then.
-	raw = nil
-	if buf.Cap() > pooledBufMax {
-		buf = nil
 	}
 	pl, rerr := s.plan(m)
 	if rerr != nil {

@@ -35,7 +35,7 @@ func (c *upClient) Send(ctx context.Context, write func(io.Writer) error) error 
 	if c.err != nil {
 		return c.err
 	}
-	if _, ok := c.ext["CHUNKING"]; ok {
+	if c.Chunking() {
 		return c.sendBDAT(ctx, write)
 	}
 	return c.sendDATA(ctx, write)
